@@ -1,0 +1,157 @@
+"""Split a model's streamed text into reasoning, answer text and tool calls as it arrives.
+
+`StreamParser.feed` takes text in whatever pieces the tokenizer produced and returns events as
+soon as they are certain: a tag split across pieces is held back until it is complete, text that
+only looked like the start of a tag is released. A `CallOpened` event lets the driver switch to
+constrained decoding the moment `<tool_call>` appears. Malformed calls become `BadCall` with a
+message the model can act on.
+
+This module does not decide what to do with a call (see `agent.graph`) and knows nothing of
+tokens or models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+
+from agent.transcript import CALL_CLOSE, CALL_OPEN, THINK_CLOSE, THINK_OPEN, Call
+
+
+@dataclass(frozen=True)
+class Reasoning:
+    """Text inside `<think>`."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Content:
+    """Answer text: outside the thought and outside any call."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class CallOpened:
+    """`<tool_call>` was just written; its body follows."""
+
+
+@dataclass(frozen=True)
+class ParsedCall:
+    """A complete, well-formed tool call."""
+
+    call: Call
+    raw: str
+
+
+@dataclass(frozen=True)
+class BadCall:
+    """A tool call that could not be read, with what was wrong."""
+
+    raw: str
+    error: str
+
+
+Event = Reasoning | Content | CallOpened | ParsedCall | BadCall
+
+_CALL_SHAPE = 'write <tool_call>\n{"name": <tool name>, "arguments": {<argument>: <value>, ...}}\n</tool_call>'
+
+
+def parse_call(raw: str) -> ParsedCall | BadCall:
+    """Read the JSON body of a `<tool_call>` element."""
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return BadCall(raw, f"the tool call is not valid JSON ({exc.msg} at char {exc.pos}); {_CALL_SHAPE}")
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+        return BadCall(raw, f"the tool call has no \"name\"; {_CALL_SHAPE}")
+    arguments = body.get("arguments", {})
+    if isinstance(arguments, str):  # some models double-encode the arguments object
+        with contextlib.suppress(json.JSONDecodeError):
+            arguments = json.loads(arguments)
+    if not isinstance(arguments, dict):
+        return BadCall(raw, f'"arguments" must be a JSON object; {_CALL_SHAPE}')
+    return ParsedCall(Call(body["name"], arguments), raw)
+
+
+class StreamParser:
+    """Incremental splitter for one assistant turn.
+
+    `thinking` says whether the prompt already opened `<think>`. Calls written inside the thought
+    are left as reasoning: QwQ's template expects calls after it.
+    """
+
+    def __init__(self, thinking: bool) -> None:
+        self.mode = "think" if thinking else "content"
+        self.thought_closed = False
+        self._pending = ""  # text not yet released: a possible partial tag, or a call body
+        self._content_started = False
+
+    def _tags(self) -> tuple[str, ...]:
+        return {
+            "think": (THINK_CLOSE,),
+            "content": (CALL_OPEN, THINK_OPEN),
+            "call": (CALL_CLOSE,),
+        }[self.mode]
+
+    def feed(self, text: str) -> list[Event]:
+        """Take the next piece of generated text; return what it settles."""
+        self._pending += text
+        events: list[Event] = []
+        while True:
+            hits = [(self._pending.find(t), t) for t in self._tags() if t in self._pending]
+            if not hits:
+                break
+            at, tag = min(hits)
+            before, self._pending = self._pending[:at], self._pending[at + len(tag) :]
+            if self.mode == "call":
+                events.append(parse_call(before))
+                self.mode = "content"
+            else:
+                self._emit(before, events)
+                self._switch(tag, events)
+        if self.mode != "call":
+            keep = _partial_tag_length(self._pending, self._tags())
+            self._emit(self._pending[: len(self._pending) - keep], events)
+            self._pending = self._pending[len(self._pending) - keep :]
+        return events
+
+    def close(self) -> list[Event]:
+        """End of the turn: release what was held back; an unfinished call is a bad call."""
+        events: list[Event] = []
+        if self.mode == "call":
+            events.append(BadCall(self._pending, f"the tool call was not closed with {CALL_CLOSE}"))
+        else:
+            self._emit(self._pending, events)
+        self._pending = ""
+        return events
+
+    def _emit(self, text: str, events: list[Event]) -> None:
+        if self.mode == "think":
+            if text:
+                events.append(Reasoning(text))
+        elif self.mode == "content":
+            if not self._content_started:
+                text = text.lstrip("\n")  # as the template does after </think>
+                self._content_started = bool(text)
+            if text:
+                events.append(Content(text))
+
+    def _switch(self, tag: str, events: list[Event]) -> None:
+        if tag == THINK_CLOSE:
+            self.mode, self.thought_closed = "content", True
+        elif tag == THINK_OPEN:
+            self.mode = "think"
+        elif tag == CALL_OPEN:
+            self.mode = "call"
+            events.append(CallOpened())
+
+
+def _partial_tag_length(text: str, tags: tuple[str, ...]) -> int:
+    """Length of the longest end of `text` that could be the start of one of `tags`."""
+    for n in range(min(len(text), max(map(len, tags)) - 1), 0, -1):
+        if any(t.startswith(text[-n:]) for t in tags):
+            return n
+    return 0

@@ -1,0 +1,155 @@
+"""Turn plain typed Python functions into tools the agent can call.
+
+`@tool` reads a function's type hints and Google-style docstring and derives the JSON schema the
+model sees; nothing is hand-written, and a function whose parameters lack a hint or an `Args:`
+entry is refused at registration. `Tool.invoke` validates the model's arguments against the same
+signature before calling.
+
+This module does not run tools in isolation, time them or catch their bugs: the graph decides
+what a failure means (see `ToolError`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+import docstring_parser
+import pydantic
+
+
+class ToolError(Exception):
+    """A fault of the environment (no network, timeout, limit hit) that the model should hear about.
+
+    The graph turns it into an observation; any other exception from a tool is a bug and raises.
+    """
+
+
+class ArgumentError(ToolError):
+    """The model called a tool with arguments that do not fit its signature."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A callable the model may invoke, with the schema it is shown."""
+
+    name: str
+    """Name the model writes in `{"name": ...}`."""
+    description: str
+    """What the tool does, from the docstring's summary and body."""
+    parameters: dict[str, Any]
+    """JSON schema of the arguments object, derived from the signature."""
+    function: Callable[..., Any] = field(repr=False)
+    """The plain function behind the tool."""
+    needs_approval: bool = False
+    """Whether a person must approve each call (code execution, for instance)."""
+    _model: type[pydantic.BaseModel] = field(repr=False, compare=False, default=pydantic.BaseModel)
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAI/Hermes function entry, as listed inside `<tools>` in the system prompt."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+    def invoke(self, arguments: Mapping[str, Any]) -> str:
+        """Validate `arguments` and call the function; the result is the observation text.
+
+        Raises `ArgumentError` when the arguments do not fit, `ToolError` when the tool reports a
+        fault of its environment; any other exception is a bug of the tool and propagates.
+        """
+        try:
+            parsed = self._model.model_validate(dict(arguments))
+        except pydantic.ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ArgumentError(f"bad arguments for {self.name}: {problems}") from None
+        result = self.function(**{name: getattr(parsed, name) for name in type(parsed).model_fields})
+        return result if isinstance(result, str) else str(result)
+
+
+@overload
+def tool(function: Callable[..., Any], /) -> Tool: ...
+@overload
+def tool(*, name: str | None = None, needs_approval: bool = False) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    function: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    needs_approval: bool = False,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Make a tool of a typed function with a Google-style docstring.
+
+    Usable bare (`@tool`) or with options (`@tool(name="calc", needs_approval=True)`).
+    Raises `TypeError` when a parameter lacks a type hint or an `Args:` description, or the
+    function has no docstring: the model could not use it well.
+    """
+
+    def build(fn: Callable[..., Any]) -> Tool:
+        tool_name = name or fn.__name__
+        doc = docstring_parser.parse(inspect.getdoc(fn) or "")
+        description = "\n\n".join(p for p in (doc.short_description, doc.long_description) if p)
+        if not description:
+            raise TypeError(f"tool {tool_name!r}: the function needs a docstring saying what it does")
+        arg_docs = {p.arg_name: p.description for p in doc.params}
+        hints = inspect.get_annotations(fn, eval_str=True)
+        fields: dict[str, Any] = {}
+        for param in inspect.signature(fn).parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise TypeError(f"tool {tool_name!r}: *args and **kwargs cannot be described to a model")
+            if param.name not in hints:
+                raise TypeError(f"tool {tool_name!r}: parameter {param.name!r} needs a type hint")
+            if not arg_docs.get(param.name):
+                raise TypeError(f"tool {tool_name!r}: parameter {param.name!r} needs an entry under Args:")
+            default = ... if param.default is param.empty else param.default
+            fields[param.name] = (hints[param.name], pydantic.Field(default, description=arg_docs[param.name]))
+        model = pydantic.create_model(
+            f"{tool_name}_arguments", __config__=pydantic.ConfigDict(extra="forbid"), **fields
+        )
+        parameters = model.model_json_schema()
+        parameters.pop("title", None)
+        for prop in parameters.get("properties", {}).values():
+            prop.pop("title", None)
+        return Tool(tool_name, description, parameters, fn, needs_approval, model)
+
+    return build if function is None else build(function)
+
+
+class Registry(Mapping[str, Tool]):
+    """The tools one agent may call, by name, in the order they are listed to the model."""
+
+    def __init__(self, tools: Iterable[Tool | Callable[..., Any]] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for item in tools:
+            self.add(item)
+
+    def add(self, item: Tool | Callable[..., Any]) -> Tool:
+        """Register a `Tool` or a plain typed function (made a tool with `@tool`)."""
+        made = item if isinstance(item, Tool) else tool(item)
+        if made.name in self._tools:
+            raise ValueError(f"two tools are named {made.name!r}")
+        self._tools[made.name] = made
+        return made
+
+    def __getitem__(self, name: str) -> Tool:
+        return self._tools[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tools)
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def schemas(self) -> list[dict[str, Any]]:
+        """Every tool's function entry, for the system prompt and the call grammar."""
+        return [t.schema() for t in self._tools.values()]
