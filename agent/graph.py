@@ -88,6 +88,7 @@ class State(TypedDict, total=False):
     steps: int
     stats: dict[str, Any]
     final: str | None
+    done: bool
     stop_reason: str
 
 
@@ -123,7 +124,7 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
         else:
             transcript.extend(render([question]))
         return {"tokens": transcript.tokens, "text": transcript.text, "pending": [], "tool_calls": [],
-                "reasoning": "", "answer": None, "steps": 0, "stats": new_stats(), "final": None,
+                "reasoning": "", "answer": None, "steps": 0, "stats": new_stats(), "final": None, "done": False,
                 "stop_reason": "answer"}
 
     def over_budget(state: State) -> str | None:
@@ -156,7 +157,8 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
             budget.final_tokens if final else budget.max_tokens - stats["generated_tokens"],
         )
         deadline = None if budget.max_seconds is None else began + budget.max_seconds - stats["time_total_s"]
-        turn = Turn(model, StreamParser(thinking=model.thinking and not final), get_stream_writer())
+        parser = StreamParser(thinking=model.thinking and not final, calls=use_tools and not final)
+        turn = Turn(model, parser, get_stream_writer())
         turn.run(
             transcript.tokens,
             limit,
@@ -185,9 +187,9 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
         if turn.calls and not final:
             return update | {"pending": turn.calls}
         answer = turn.answer()
-        if not answer and not final:
-            return update | {"pending": [], "final": "no_answer"}
-        return update | {"pending": [], "answer": answer or None, "stop_reason": final or "answer"}
+        if answer or final:
+            return update | {"pending": [], "answer": answer or None, "stop_reason": final or "answer", "done": True}
+        return update | {"pending": [], "final": over_budget({**state, **update}) or "no_answer"}
 
     def act(state: State) -> State:
         emit = get_stream_writer()
@@ -207,9 +209,7 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
                 "tool_calls": state["tool_calls"] + records, "stats": stats}
 
     def route(state: State) -> str:
-        if state.get("pending"):
-            return "act"
-        return "reason" if state.get("answer") is None and state.get("final") == "no_answer" else END
+        return "act" if state["pending"] else END if state["done"] else "reason"
 
     graph = StateGraph(State)
     graph.add_node("start", start)
@@ -236,6 +236,7 @@ class Turn:
         self.calls: list[ParsedCall | BadCall] = []
         self.thinking_tokens = self.evaluated = self.reused = 0
         self.prefill_seconds = 0.0
+        self.finished = False
 
     def run(self, prompt: list[int], limit: int, deadline: float | None, *,
             open_grammar: str | None, forced_grammar: str | None) -> None:
@@ -253,6 +254,7 @@ class Turn:
                 if first:
                     self.prefill_seconds, first = time.monotonic() - began, False
                 if piece.end:
+                    self.finished = True
                     break
                 self.tokens.append(piece.token)
                 self.text += piece.text
@@ -282,8 +284,10 @@ class Turn:
             self.calls.append(event)
 
     def answer(self) -> str:
-        """The answer text; a model that never closed its thought answered inside it."""
-        return self.content.strip() or ("" if self.parser.thought_closed else self.reasoning.strip())
+        """The answer text; a model that ended its turn without closing its thought answered inside it."""
+        if self.content.strip() or self.parser.thought_closed or not self.finished:
+            return self.content.strip()
+        return self.reasoning.strip()
 
 
 def run_call(registry: Registry, item: ParsedCall | BadCall, emit: Callable[[Any], None]) -> ToolCall:

@@ -80,11 +80,13 @@ class StreamParser:
     """Incremental splitter for one assistant turn.
 
     `thinking` says whether the prompt already opened `<think>`. Calls written inside the thought
-    are left as reasoning: QwQ's template expects calls after it.
+    are left as reasoning: QwQ's template expects calls after it. With `calls=False` (no tools)
+    a `<tool_call>` is plain text.
     """
 
-    def __init__(self, thinking: bool) -> None:
+    def __init__(self, thinking: bool, *, calls: bool = True) -> None:
         self.mode = "think" if thinking else "content"
+        self.calls = calls
         self.thought_closed = False
         self._pending = ""  # text not yet released: a possible partial tag, or a call body
         self._content_started = False
@@ -92,7 +94,7 @@ class StreamParser:
     def _tags(self) -> tuple[str, ...]:
         return {
             "think": (THINK_CLOSE,),
-            "content": (CALL_OPEN, THINK_OPEN),
+            "content": (CALL_OPEN, THINK_OPEN) if self.calls else (THINK_OPEN,),
             "call": (CALL_CLOSE,),
         }[self.mode]
 

@@ -142,7 +142,7 @@ def observation(text: str, *, open_turn: bool = True, close_turn: bool = True) -
 
 
 # Tags that would let tool output close its turn, open a new one, or fake a call or a thought.
-_FORGERY = re.compile(r"<\|[^|<>\s]{1,40}\|>|</?\s*(?:tool_call|tool_response|tools|think)\s*>", re.I)
+_FORGERY = re.compile(r"<\|[^|<>\s]{1,40}\|>|<\s*/?\s*(?:tool_call|tool_response|tools|think)\s*>", re.IGNORECASE)
 
 
 def neutralize(text: str) -> str:
