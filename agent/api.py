@@ -58,7 +58,7 @@ class Agent:
             **model_options: Passed to `LlamaCppModel` when `model` is not a `Model`
                 (context_size, n_gpu_layers, threads, seed, sampling, thinking).
         """
-        self.model: Model = model if _is_model(model) else LlamaCppModel(model, **model_options)  # type: ignore[arg-type]
+        self.model: Model = model if isinstance(model, Model) else LlamaCppModel(model, **model_options)
         self.tools = Registry(default_tools() if tools is None else tools)
         if examples is None:
             examples = _messages("one_shot.json") if "calculator" in self.tools else ()
@@ -135,10 +135,6 @@ def to_result(state: State) -> Result:
         stats=state.get("stats", {}),
         stop_reason=state.get("stop_reason", "answer"),
     )
-
-
-def _is_model(value: object) -> bool:
-    return all(hasattr(value, attr) for attr in ("tokenize", "generate", "context_size"))
 
 
 def _messages(name: str) -> list[Message]:

@@ -11,6 +11,7 @@ This module only parses arguments and prints; the agent itself lives in `agent.a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -51,19 +52,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("model and budgets")
-    group.add_argument("--model", help="GGUF path, hub file (Qwen/QwQ-32B-GGUF[:Q4_K_M]) or omit for the embedded model")
-    group.add_argument("--n-gpu-layers", type=int, default=0, metavar="N", help="layers to offload to the GPU (-1: all)")
+    group.add_argument(
+        "--model", help="GGUF path, hub file (Qwen/QwQ-32B-GGUF[:Q4_K_M]) or omit for the embedded model"
+    )
+    group.add_argument(
+        "--n-gpu-layers", type=int, default=0, metavar="N", help="layers to offload to the GPU (-1: all)"
+    )
     group.add_argument("--ctx", type=positive, default=8192, metavar="TOKENS", help="context size (default 8192)")
     group.add_argument("--threads", type=positive, metavar="N", help="CPU threads (default: all cores)")
     group.add_argument("--seed", type=int, help="sampling seed, for reproducible runs")
     group.add_argument("--max-steps", type=positive, default=8, metavar="N", help="reasoning steps (default 8)")
     group.add_argument("--max-tokens", type=positive, default=4096, metavar="N", help="tokens generated per question")
     group.add_argument("--max-seconds", type=float, metavar="S", help="wall time per question")
-    group.add_argument("--tool-choice", metavar="CHOICE",
-                       help="auto, required, none, or a tool name (default: auto for reasoning models, "
-                            "required for instruct models)")
-    group.add_argument("--thinking", choices=("auto", "on", "off"), default="auto",
-                       help="whether the model reasons in <think> (default: from its chat template)")
+    group.add_argument(
+        "--tool-choice",
+        metavar="CHOICE",
+        help="auto, required, none, or a tool name (default: auto for reasoning models, required for instruct models)",
+    )
+    group.add_argument(
+        "--thinking",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="whether the model reasons in <think> (default: from its chat template)",
+    )
+    group.add_argument(
+        "--tools",
+        metavar="LIST",
+        help="comma-separated built-in tools, or 'none' (default: calculator,python,web_search,read_page)",
+    )
+    group.add_argument("--no-search", action="store_true", help="leave out web_search")
+    group.add_argument("--offline", action="store_true", help="leave out every tool that goes online")
     common.add_argument("--hide-reasoning", action="store_true", help="do not show the model's reasoning")
 
     solve = commands.add_parser("solve", parents=[common], help="answer one question")
@@ -87,9 +105,17 @@ def positive(text: str) -> int:
 def make_agent(args: argparse.Namespace) -> Agent:
     """The agent the command-line options describe."""
     from agent.api import Agent
+    from tools import BUILTIN, NETWORK, default_tools
 
+    names = list(BUILTIN) if args.tools is None else [n.strip() for n in args.tools.split(",") if n.strip()]
+    names = [
+        n
+        for n in names
+        if n != "none" and not (args.no_search and n == "web_search") and not (args.offline and n in NETWORK)
+    ]
     return Agent(
         args.model,
+        default_tools(names),
         tool_choice=args.tool_choice,
         max_steps=args.max_steps,
         max_tokens=args.max_tokens,
@@ -122,10 +148,8 @@ def solve_command(args: argparse.Namespace) -> int:
 
 def chat_command(args: argparse.Namespace) -> int:
     """`qwq-agent chat`: questions from the prompt until /quit or end of input."""
-    try:
+    with contextlib.suppress(ImportError):
         import readline  # noqa: F401  (line editing and history for input())
-    except ImportError:
-        pass
     chat = make_agent(args).chat()
     view = View(sys.stderr, show_reasoning=not args.hide_reasoning)
     print("qwq-agent chat: /reset forgets the conversation, /quit leaves; Ctrl-C stops an answer.", file=sys.stderr)

@@ -44,8 +44,9 @@ def tool_call_grammar(tools: Sequence[dict[str, Any]], *, opened: bool = True) -
     # Imported here: llama_cpp loads its shared library on import.
     from llama_cpp.llama_grammar import SchemaConverter
 
-    converter = SchemaConverter(prop_order={"name": 0, "arguments": 1}, allow_fetch=False, dotall=False,
-                                raw_pattern=False)
+    converter = SchemaConverter(
+        prop_order={"name": 0, "arguments": 1}, allow_fetch=False, dotall=False, raw_pattern=False
+    )
     schema = converter.resolve_refs(call_schema(tools), "tools")
     converter.visit(schema, "call")
     one = f'"\\n" call "\\n{CALL_CLOSE}"'

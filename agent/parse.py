@@ -66,7 +66,7 @@ def parse_call(raw: str) -> ParsedCall | BadCall:
     except json.JSONDecodeError as exc:
         return BadCall(raw, f"the tool call is not valid JSON ({exc.msg} at char {exc.pos}); {_CALL_SHAPE}")
     if not isinstance(body, dict) or not isinstance(body.get("name"), str):
-        return BadCall(raw, f"the tool call has no \"name\"; {_CALL_SHAPE}")
+        return BadCall(raw, f'the tool call has no "name"; {_CALL_SHAPE}')
     arguments = body.get("arguments", {})
     if isinstance(arguments, str):  # some models double-encode the arguments object
         with contextlib.suppress(json.JSONDecodeError):

@@ -47,7 +47,7 @@ class ScriptedModel:
         if not self._current:
             if not self.turns:
                 raise AssertionError("the script has no more turns")
-            self._current = list(self.turns.pop(0)) + [END]  # type: ignore[list-item]
+            self._current = [*self.turns.pop(0), END]  # type: ignore[list-item]
         for _ in range(max_tokens):
             char = self._current.pop(0)
             if char == END:

@@ -50,8 +50,10 @@ def test_gsm8k_annotations_agree_exactly(capsys: pytest.CaptureFixture[str]) -> 
     agreeing = len(pairs) - len(wrong)
     median_ms = statistics.median(seconds) * 1000
     with capsys.disabled():
-        print(f"\nGSM8K annotations: {agreeing}/{len(pairs)} agree ({agreeing / len(pairs):.2%}); "
-              f"median calculate latency {median_ms:.3f} ms, max {max(seconds) * 1000:.1f} ms")
+        print(
+            f"\nGSM8K annotations: {agreeing}/{len(pairs)} agree ({agreeing / len(pairs):.2%}); "
+            f"median calculate latency {median_ms:.3f} ms, max {max(seconds) * 1000:.1f} ms"
+        )
     assert wrong.keys() == KNOWN_DATA_ERRORS.keys(), wrong
     assert median_ms <= 5.0  # the latency target
 

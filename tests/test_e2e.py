@@ -16,8 +16,9 @@ QUESTION = "What is 37 * 89 + 12?"
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, input=stdin,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, input=stdin, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +93,9 @@ def test_bad_usage_exits_2_with_one_clear_line(args: tuple[str, ...], message: s
 
 
 def test_no_answer_exits_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from agent import cli as cli_module
     from fakes import ScriptedModel
+
+    from agent import cli as cli_module
 
     monkeypatch.setattr(cli_module, "make_agent", lambda args: Agent(ScriptedModel(["", ""]), []))  # type: ignore[arg-type]
     assert cli_module.main(["solve", "anything"]) == 1
@@ -101,7 +103,9 @@ def test_no_answer_exits_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
 
 
 def test_help_is_light() -> None:
-    code = ("import sys, agent.cli; agent.cli.build_parser().format_help(); "
-            "heavy = {'llama_cpp', 'langgraph', 'sympy', 'huggingface_hub'} & set(sys.modules); print(sorted(heavy))")
+    code = (
+        "import sys, agent.cli; agent.cli.build_parser().format_help(); "
+        "heavy = {'llama_cpp', 'langgraph', 'sympy', 'huggingface_hub'} & set(sys.modules); print(sorted(heavy))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

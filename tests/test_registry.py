@@ -32,14 +32,16 @@ def test_schema_is_derived_from_hints_and_docstring() -> None:
     assert props["digits"]["description"] == "Digits to round to, if any."
     assert t.parameters["required"] == ["value"]
     assert t.parameters["additionalProperties"] is False
-    assert t.schema() == {"type": "function", "function": {"name": "convert", "description": t.description,
-                                                           "parameters": t.parameters}}
+    assert t.schema() == {
+        "type": "function",
+        "function": {"name": "convert", "description": t.description, "parameters": t.parameters},
+    }
 
 
 def test_invoke_validates_and_coerces() -> None:
     t = tool(convert)
     assert t.invoke({"value": 3, "unit": "mi"}) == "3.0 mi None"
-    with pytest.raises(ArgumentError, match="value: .*valid number"):
+    with pytest.raises(ArgumentError, match=r"value: .*valid number"):
         t.invoke({"value": "three"})
     with pytest.raises(ArgumentError, match="unit"):
         t.invoke({"value": 1, "unit": "furlong"})

@@ -56,7 +56,11 @@ CONVERSATIONS = {
         [
             Message("system", "You are careful."),
             Message("user", "What is 37 * 89 + 12?"),
-            Message("assistant", "<think>\nI should compute.\n</think>\n\n", (Call("calculator", {"expression": "37*89+12"}),)),
+            Message(
+                "assistant",
+                "<think>\nI should compute.\n</think>\n\n",
+                (Call("calculator", {"expression": "37*89+12"}),),
+            ),
             Message("tool", "3305"),
             Message("assistant", "<think>\nDone.\n</think>\n\nThe answer is 3305."),
         ],
@@ -86,7 +90,11 @@ CONVERSATIONS = {
         [],
     ),
     "empty assistant content with a call": (
-        [Message("user", "x"), Message("assistant", "", (Call("calculator", {"expression": "1/3"}),)), Message("tool", "1/3")],
+        [
+            Message("user", "x"),
+            Message("assistant", "", (Call("calculator", {"expression": "1/3"}),)),
+            Message("tool", "1/3"),
+        ],
         [CALC],
     ),
 }

@@ -63,8 +63,23 @@ MAX_OUTPUT_CHARS = 2000
 # ---------------------------------------------------------------------------------------------
 # Text normalisation: what a model writes -> Python expression syntax (parsed, never evaluated)
 
-_UNICODE = {"×": "*", "·": "*", "⋅": "*", "÷": "/", "−": "-", "–": "-", "π": " pi ", "√": " sqrt ",
-            "²": "^2", "³": "^3", "∞": " oo ", "≤": "<=", "≥": ">=", "≠": "!=", "\n": " "}
+_UNICODE = {
+    "×": "*",
+    "·": "*",
+    "⋅": "*",
+    "÷": "/",
+    "−": "-",
+    "–": "-",
+    "π": " pi ",
+    "√": " sqrt ",
+    "²": "^2",
+    "³": "^3",
+    "∞": " oo ",
+    "≤": "<=",
+    "≥": ">=",
+    "≠": "!=",
+    "\n": " ",
+}
 _LATEX_WITH_ARGS = re.compile(r"\\(?:[dt]?frac|[dt]?binom|sqrt)")
 _LATEX_WORDS = [
     (re.compile(r"\\left|\\right|\\[,;:! ]|\$"), " "),
@@ -214,10 +229,14 @@ def _join_thousands(text: str) -> list[str]:
     for k, tok in enumerate(raw):
         s = tok.string
         if (
-            k >= 2 and raw[k - 1].string == ","
-            and raw[k - 2].end == raw[k - 1].start and raw[k - 1].end == tok.start
-            and re.fullmatch(r"\d{3}(\.\d+)?", s) and re.fullmatch(r"[1-9]\d{0,2}(\d{3})*", out[-2])
-            and out[-3:-2] != [","] and (not brackets or brackets[-1])
+            k >= 2
+            and raw[k - 1].string == ","
+            and raw[k - 2].end == raw[k - 1].start
+            and raw[k - 1].end == tok.start
+            and re.fullmatch(r"\d{3}(\.\d+)?", s)
+            and re.fullmatch(r"[1-9]\d{0,2}(\d{3})*", out[-2])
+            and out[-3:-2] != [","]
+            and (not brackets or brackets[-1])
         ):
             out[-2:] = [out[-2] + s]
             continue
@@ -249,19 +268,43 @@ def _operand_start(out: list[str]) -> int:
 _CONSTANTS: dict[str, Any] = {}
 FUNCTIONS: dict[str, Callable[..., Any]] = {}
 _REFUSED = {
-    ast.Attribute: "attribute access", ast.Subscript: "subscript", ast.Slice: "slice",
-    ast.Lambda: "lambda", ast.ListComp: "comprehension", ast.SetComp: "comprehension",
-    ast.DictComp: "comprehension", ast.GeneratorExp: "comprehension", ast.JoinedStr: "f-string",
-    ast.Dict: "dict literal", ast.Set: "set literal", ast.IfExp: "conditional expression",
-    ast.NamedExpr: "assignment", ast.Starred: "starred argument", ast.BoolOp: "and/or",
-    ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield",
+    ast.Attribute: "attribute access",
+    ast.Subscript: "subscript",
+    ast.Slice: "slice",
+    ast.Lambda: "lambda",
+    ast.ListComp: "comprehension",
+    ast.SetComp: "comprehension",
+    ast.DictComp: "comprehension",
+    ast.GeneratorExp: "comprehension",
+    ast.JoinedStr: "f-string",
+    ast.Dict: "dict literal",
+    ast.Set: "set literal",
+    ast.IfExp: "conditional expression",
+    ast.NamedExpr: "assignment",
+    ast.Starred: "starred argument",
+    ast.BoolOp: "and/or",
+    ast.Await: "await",
+    ast.Yield: "yield",
+    ast.YieldFrom: "yield",
 }
 _STATEMENTS = {
-    ast.Import: "import", ast.ImportFrom: "import", ast.Assign: "assignment", ast.AugAssign: "assignment",
-    ast.AnnAssign: "assignment", ast.FunctionDef: "function definition", ast.ClassDef: "class definition",
-    ast.For: "loop", ast.While: "loop", ast.With: "with statement", ast.Delete: "del statement",
-    ast.Global: "global statement", ast.Raise: "raise statement", ast.Try: "try statement",
-    ast.Assert: "assert statement", ast.If: "if statement", ast.Return: "return statement",
+    ast.Import: "import",
+    ast.ImportFrom: "import",
+    ast.Assign: "assignment",
+    ast.AugAssign: "assignment",
+    ast.AnnAssign: "assignment",
+    ast.FunctionDef: "function definition",
+    ast.ClassDef: "class definition",
+    ast.For: "loop",
+    ast.While: "loop",
+    ast.With: "with statement",
+    ast.Delete: "del statement",
+    ast.Global: "global statement",
+    ast.Raise: "raise statement",
+    ast.Try: "try statement",
+    ast.Assert: "assert statement",
+    ast.If: "if statement",
+    ast.Return: "return statement",
 }
 
 
@@ -357,40 +400,114 @@ def _setup() -> None:
     def lcm(*xs: Any) -> Any:
         return reduce(sp.lcm, xs)
 
-    _CONSTANTS.update({"pi": sp.pi, "e": sp.E, "E": sp.E, "i": sp.I, "I": sp.I,
-                       "oo": sp.oo, "inf": sp.oo, "infinity": sp.oo})
-    FUNCTIONS.update({
-        "sqrt": sp.sqrt, "cbrt": lambda x: root(x, sp.Integer(3)), "root": root, "exp": sp.exp,
-        "log": log, "ln": log, "log10": lambda x: log(x, sp.Integer(10)),
-        "log2": lambda x: log(x, sp.Integer(2)),
-        "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "cot": sp.cot, "sec": sp.sec, "csc": sp.csc,
-        "asin": sp.asin, "acos": sp.acos, "atan": sp.atan, "acot": sp.acot, "asec": sp.asec, "acsc": sp.acsc,
-        "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan, "atan2": sp.atan2,
-        "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "asinh": sp.asinh, "acosh": sp.acosh,
-        "atanh": sp.atanh, "factorial": factorial, "binomial": binomial, "binom": binomial,
-        "choose": binomial,
-        "gcd": gcd, "lcm": lcm, "floor": sp.floor, "ceil": sp.ceiling, "ceiling": sp.ceiling,
-        "abs": sp.Abs, "Abs": sp.Abs, "mod": modulo, "sign": sp.sign, "re": sp.re, "im": sp.im,
-        "conjugate": sp.conjugate, "arg": sp.arg, "max": sp.Max, "min": sp.Min, "round": rounded,
-        "evalf": numeric, "numeric": numeric, "isprime": sp.isprime,
-        "simplify": sp.simplify, "expand": sp.expand, "factor": factor, "solve": solve,
-        "diff": sp.diff, "differentiate": sp.diff, "derivative": sp.diff,
-        "integrate": sp.integrate, "integral": sp.integrate, "limit": sp.limit, "lim": sp.limit,
-        "sum": sp.summation, "summation": sp.summation, "product": sp.product,
-        "det": det, "determinant": det, "Matrix": matrix, "matrix": matrix,
-    })
-    _OPERATORS.update({ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-                       ast.Div: divide, ast.Pow: power, ast.Mod: modulo,
-                       ast.FloorDiv: lambda a, b: sp.floor(divide(a, b))})
-    _RELATIONS.update({ast.Eq: sp.Eq, ast.NotEq: sp.Ne, ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt,
-                       ast.GtE: sp.Ge})
+    _CONSTANTS.update(
+        {"pi": sp.pi, "e": sp.E, "E": sp.E, "i": sp.I, "I": sp.I, "oo": sp.oo, "inf": sp.oo, "infinity": sp.oo}
+    )
+    FUNCTIONS.update(
+        {
+            "sqrt": sp.sqrt,
+            "cbrt": lambda x: root(x, sp.Integer(3)),
+            "root": root,
+            "exp": sp.exp,
+            "log": log,
+            "ln": log,
+            "log10": lambda x: log(x, sp.Integer(10)),
+            "log2": lambda x: log(x, sp.Integer(2)),
+            "sin": sp.sin,
+            "cos": sp.cos,
+            "tan": sp.tan,
+            "cot": sp.cot,
+            "sec": sp.sec,
+            "csc": sp.csc,
+            "asin": sp.asin,
+            "acos": sp.acos,
+            "atan": sp.atan,
+            "acot": sp.acot,
+            "asec": sp.asec,
+            "acsc": sp.acsc,
+            "arcsin": sp.asin,
+            "arccos": sp.acos,
+            "arctan": sp.atan,
+            "atan2": sp.atan2,
+            "sinh": sp.sinh,
+            "cosh": sp.cosh,
+            "tanh": sp.tanh,
+            "asinh": sp.asinh,
+            "acosh": sp.acosh,
+            "atanh": sp.atanh,
+            "factorial": factorial,
+            "binomial": binomial,
+            "binom": binomial,
+            "choose": binomial,
+            "gcd": gcd,
+            "lcm": lcm,
+            "floor": sp.floor,
+            "ceil": sp.ceiling,
+            "ceiling": sp.ceiling,
+            "abs": sp.Abs,
+            "Abs": sp.Abs,
+            "mod": modulo,
+            "sign": sp.sign,
+            "re": sp.re,
+            "im": sp.im,
+            "conjugate": sp.conjugate,
+            "arg": sp.arg,
+            "max": sp.Max,
+            "min": sp.Min,
+            "round": rounded,
+            "evalf": numeric,
+            "numeric": numeric,
+            "isprime": sp.isprime,
+            "simplify": sp.simplify,
+            "expand": sp.expand,
+            "factor": factor,
+            "solve": solve,
+            "diff": sp.diff,
+            "differentiate": sp.diff,
+            "derivative": sp.diff,
+            "integrate": sp.integrate,
+            "integral": sp.integrate,
+            "limit": sp.limit,
+            "lim": sp.limit,
+            "sum": sp.summation,
+            "summation": sp.summation,
+            "product": sp.product,
+            "det": det,
+            "determinant": det,
+            "Matrix": matrix,
+            "matrix": matrix,
+        }
+    )
+    _OPERATORS.update(
+        {
+            ast.Add: operator.add,
+            ast.Sub: operator.sub,
+            ast.Mult: operator.mul,
+            ast.Div: divide,
+            ast.Pow: power,
+            ast.Mod: modulo,
+            ast.FloorDiv: lambda a, b: sp.floor(divide(a, b)),
+        }
+    )
+    _RELATIONS.update({ast.Eq: sp.Eq, ast.NotEq: sp.Ne, ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt, ast.GtE: sp.Ge})
 
 
 _OPERATORS: dict[type, Callable[[Any, Any], Any]] = {}
 _RELATIONS: dict[type, Callable[[Any, Any], Any]] = {}
-_OPERATOR_SIGNS = {ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>",
-                   ast.MatMult: "@", ast.Invert: "~", ast.Not: "not", ast.Is: "is", ast.IsNot: "is not",
-                   ast.In: "in", ast.NotIn: "not in"}
+_OPERATOR_SIGNS = {
+    ast.BitAnd: "&",
+    ast.BitOr: "|",
+    ast.BitXor: "^",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.MatMult: "@",
+    ast.Invert: "~",
+    ast.Not: "not",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
 
 
 def _parse(text: str) -> Any:
@@ -410,8 +527,19 @@ def _parse(text: str) -> Any:
     return _build(tree.body, source, _bound_names(tree))
 
 
-_BINDERS = {"diff", "differentiate", "derivative", "integrate", "integral", "limit", "lim", "sum",
-            "summation", "product", "solve"}
+_BINDERS = {
+    "diff",
+    "differentiate",
+    "derivative",
+    "integrate",
+    "integral",
+    "limit",
+    "lim",
+    "sum",
+    "summation",
+    "product",
+    "solve",
+}
 
 
 def _bound_names(tree: ast.AST) -> frozenset[str]:
@@ -467,8 +595,9 @@ def _build(node: ast.AST, source: str, bound: frozenset[str]) -> Any:
     if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
         left, right = _build(node.left, source, bound), _build(node.right, source, bound)
         if isinstance(left, (list, tuple)) or isinstance(right, (list, tuple)):
-            raise ToolError(f"no arithmetic on lists or tuples in {_excerpt(source, node)!r}; "
-                            "write Matrix([[...]]) for a matrix")
+            raise ToolError(
+                f"no arithmetic on lists or tuples in {_excerpt(source, node)!r}; write Matrix([[...]]) for a matrix"
+            )
         return _OPERATORS[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         operand = _build(node.operand, source, bound)
@@ -480,8 +609,9 @@ def _build(node: ast.AST, source: str, bound: frozenset[str]) -> Any:
         raise ToolError(f"disallowed syntax: operator {sign!r} in {_excerpt(source, node)!r}")
     if isinstance(node, ast.Compare):
         if len(node.ops) != 1 or type(node.ops[0]) not in _RELATIONS:
-            raise ToolError(f"disallowed syntax: comparison {_excerpt(source, node)!r} "
-                            "(use one of = == != < <= > >=, unchained)")
+            raise ToolError(
+                f"disallowed syntax: comparison {_excerpt(source, node)!r} (use one of = == != < <= > >=, unchained)"
+            )
         left, right = _build(node.left, source, bound), _build(node.comparators[0], source, bound)
         return _RELATIONS[type(node.ops[0])](left, right)
     if isinstance(node, ast.Call):
@@ -632,8 +762,9 @@ def _serve() -> None:
             reply({"error": str(exc)})
         except MemoryError:
             # sympy's caches may hold the debris: say so, and let the parent start a fresh worker
-            reply({"error": f"out of memory: the calculation needs more than {MEMORY_BYTES >> 20} MiB",
-                   "exiting": True})
+            reply(
+                {"error": f"out of memory: the calculation needs more than {MEMORY_BYTES >> 20} MiB", "exiting": True}
+            )
             return
         except RecursionError:
             reply({"error": "too deeply nested to evaluate"})
@@ -666,8 +797,10 @@ class _Worker:
                 raise
             if answer is None:
                 self.stop()
-                raise ToolError(f"timed out after {TIMEOUT_SECONDS:g} s: too expensive to compute exactly; "
-                                "simplify the expression or ask for less")
+                raise ToolError(
+                    f"timed out after {TIMEOUT_SECONDS:g} s: too expensive to compute exactly; "
+                    "simplify the expression or ask for less"
+                )
             if answer.get("exiting"):
                 self.stop()
             return answer
@@ -678,7 +811,10 @@ class _Worker:
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-I", "-c", boot],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                bufsize=0,
             )
         except OSError as exc:
             raise ToolError(f"the calculator process could not start: {exc}") from None
@@ -698,8 +834,10 @@ class _Worker:
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 self.stop()
-                raise ToolError(f"the calculator process crashed (memory cap {MEMORY_BYTES >> 20} MiB?); "
-                                "it will restart on the next call")
+                raise ToolError(
+                    f"the calculator process crashed (memory cap {MEMORY_BYTES >> 20} MiB?); "
+                    "it will restart on the next call"
+                )
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
         answer: dict[str, Any] = json.loads(line)

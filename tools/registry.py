@@ -45,6 +45,8 @@ class Tool:
     """The plain function behind the tool."""
     needs_approval: bool = False
     """Whether a person must approve each call (code execution, for instance)."""
+    untrusted: bool = False
+    """Whether its output is text from outside (the web) that may try to steer the model."""
     _model: type[pydantic.BaseModel] = field(repr=False, compare=False, default=pydantic.BaseModel)
 
     def schema(self) -> dict[str, Any]:
@@ -67,9 +69,7 @@ class Tool:
         try:
             parsed = self._model.model_validate(dict(arguments))
         except pydantic.ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors()
-            )
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
             raise ArgumentError(f"bad arguments for {self.name}: {problems}") from None
         result = self.function(**{name: getattr(parsed, name) for name in type(parsed).model_fields})
         return result if isinstance(result, str) else str(result)
@@ -78,7 +78,9 @@ class Tool:
 @overload
 def tool(function: Callable[..., Any], /) -> Tool: ...
 @overload
-def tool(*, name: str | None = None, needs_approval: bool = False) -> Callable[[Callable[..., Any]], Tool]: ...
+def tool(
+    *, name: str | None = None, needs_approval: bool = False, untrusted: bool = False
+) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
 def tool(
@@ -87,10 +89,12 @@ def tool(
     *,
     name: str | None = None,
     needs_approval: bool = False,
+    untrusted: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a tool of a typed function with a Google-style docstring.
 
-    Usable bare (`@tool`) or with options (`@tool(name="calc", needs_approval=True)`).
+    Usable bare (`@tool`) or with options (`@tool(name="calc", needs_approval=True)`); mark tools
+    that return outside text (web pages, search results) `untrusted=True`.
     Raises `TypeError` when a parameter lacks a type hint or an `Args:` description, or the
     function has no docstring: the model could not use it well.
     """
@@ -120,7 +124,7 @@ def tool(
         parameters.pop("title", None)
         for prop in parameters.get("properties", {}).values():
             prop.pop("title", None)
-        return Tool(tool_name, description, parameters, fn, needs_approval, model)
+        return Tool(tool_name, description, parameters, fn, needs_approval, untrusted, model)
 
     return build if function is None else build(function)
 

@@ -16,7 +16,7 @@ Every failure ends as a `ToolError` whose text tells the model what happened and
 ("search unavailable: network unreachable; …", "no results for …"). Nothing else escapes.
 
 It does not fetch result pages (`tools.web.read_page` does), rank, merge or summarise results,
-or decide trust: the agent marks these observations untrusted (`tools.web.UNTRUSTED_TOOL_NAMES`).
+or decide trust: the agent marks these observations untrusted (their tools are made with `untrusted=True`).
 """
 
 from __future__ import annotations
@@ -190,9 +190,7 @@ class WebSearch:
         if isinstance(cached := self.cache.get(key), str):
             return cached
         # The hard wall sits a little past the deadline the retries plan for: it only fires on a hang.
-        hits = run_within(
-            self.limits.deadline + 0.5, lambda: self._search(query, count), "search unavailable"
-        )
+        hits = run_within(self.limits.deadline + 0.5, lambda: self._search(query, count), "search unavailable")
         listing = format_results(query, hits[:count])
         if listing is None:
             raise ToolError(f"no results for {clip(query, 100)!r}; try other or fewer words")
@@ -201,7 +199,7 @@ class WebSearch:
 
     def as_tool(self) -> Tool:
         """This search as the agent's `web_search` tool."""
-        return tool(name="web_search")(self.web_search)
+        return tool(name="web_search", untrusted=True)(self.web_search)
 
     def _search(self, query: str, count: int) -> Sequence[SearchResult]:
         limits = self.limits
@@ -217,8 +215,7 @@ class WebSearch:
 
         retrying = Retrying(
             retry=retry_if_exception_type(_TRANSIENT),
-            wait=wait_exponential(multiplier=limits.backoff, max=limits.max_backoff)
-            + wait_random(0, limits.jitter),
+            wait=wait_exponential(multiplier=limits.backoff, max=limits.max_backoff) + wait_random(0, limits.jitter),
             stop=stop,
             sleep=self._sleep,
             reraise=True,
@@ -239,9 +236,7 @@ class WebSearch:
         except OSError:
             raise ToolError("search unavailable: network unreachable; answer from what you know") from None
         except Exception as exc:  # the backend is the environment: whatever it raises is its failure
-            raise ToolError(
-                f"search unavailable: {clip(sanitize(str(exc)), 200) or type(exc).__name__}"
-            ) from None
+            raise ToolError(f"search unavailable: {clip(sanitize(str(exc)), 200) or type(exc).__name__}") from None
 
     def _pace(self) -> None:
         with self._lock:

