@@ -93,9 +93,8 @@ def test_bad_usage_exits_2_with_one_clear_line(args: tuple[str, ...], message: s
 
 
 def test_no_answer_exits_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from fakes import ScriptedModel
-
     from agent import cli as cli_module
+    from agent.scripted import ScriptedModel
 
     monkeypatch.setattr(cli_module, "make_agent", lambda args: Agent(ScriptedModel(["", ""]), []))  # type: ignore[arg-type]
     assert cli_module.main(["solve", "anything"]) == 1

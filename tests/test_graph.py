@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
-from fakes import ScriptedModel
 from test_transcript import jinja_render
 
 from agent import Agent
 from agent.records import AnswerText, Final, Observation, ReasoningText, StepFinished, ToolCallStarted
+from agent.scripted import ScriptedModel
 from tools import ToolError, tool
 
 

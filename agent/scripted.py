@@ -1,8 +1,9 @@
-"""A scripted stand-in for a language model, for testing the graph without llama.cpp.
+"""A scripted stand-in for a language model: tests and benchmarks of the loop without llama.cpp.
 
 `ScriptedModel` tokenizes one character per token and "generates" the turns it was given, in
 order, one character at a time. Like llama.cpp it remembers what it evaluated last and reports
-how much of each prompt it could reuse. It ignores grammars: scripts decide what gets written.
+how much of each prompt it could reuse. It ignores grammars (scripts decide what gets written)
+and samples nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ END = -1
 
 
 class ScriptedModel:
-    """Plays back scripted assistant turns."""
+    """Plays back scripted assistant turns; records every prompt and grammar it was given."""
 
     def __init__(self, turns: Sequence[str], *, thinking: bool = False, context_size: int = 100_000) -> None:
         self.turns = list(turns)
