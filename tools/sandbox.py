@@ -198,6 +198,8 @@ def _command(bwrap: str | None, arguments: list[str], disk_bytes: int) -> list[s
         return python
     command = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
     command += ["--unshare-cgroup-try", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr"]
+    # The scratch comes first: a Python installed under /tmp (a CI checkout) is bound on top of it.
+    command += ["--size", str(disk_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         path = "/" + name
         if os.path.islink(path):
@@ -209,12 +211,12 @@ def _command(bwrap: str | None, arguments: list[str], disk_bytes: int) -> list[s
     for prefix in sorted(prefixes):
         command += ["--ro-bind", str(prefix), str(prefix)]
     # bwrap copies the modes of the host's parent directories (/root is 0700): let the uid pass.
-    parents = {a for p in prefixes for a in p.parents if a != Path("/")}
+    parents = {a for p in prefixes for a in p.parents if a not in (Path("/"), Path("/tmp"))}
     for parent in sorted(a for a in parents if not any(a == p or p in a.parents for p in prefixes)):
         command += ["--chmod", "0755", str(parent)]
     # Read-only /dev: its shm directory would be a second scratch, neither capped nor wiped.
     command += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
-    command += ["--size", str(disk_bytes), "--perms", "1777", "--tmpfs", "/tmp", "--remount-ro", "/"]
+    command += ["--remount-ro", "/"]
     command += ["--chdir", "/tmp", "--clearenv"]
     for key, value in _environment("/tmp").items():
         command += ["--setenv", key, value]

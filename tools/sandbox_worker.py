@@ -293,9 +293,14 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+_INSTALLATION = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+
+
 def _wipe(directory: str) -> None:
-    """Empty `directory`, even of files the code made unreadable."""
+    """Empty `directory`, even of files the code made unreadable, but never cross into a mount."""
     for entry in os.scandir(directory):
+        if any(f"{p}/".startswith(f"{entry.path}/") for p in _INSTALLATION):
+            continue  # the read-only Python installation, bound here when it lives under /tmp
         try:
             if entry.is_dir(follow_symlinks=False):
                 os.chmod(entry.path, 0o700)
