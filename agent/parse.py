@@ -79,21 +79,23 @@ def parse_call(raw: str) -> ParsedCall | BadCall:
 class StreamParser:
     """Incremental splitter for one assistant turn.
 
-    `thinking` says whether the prompt already opened `<think>`. Calls written inside the thought
-    are left as reasoning: QwQ's template expects calls after it. With `calls=False` (no tools)
-    a `<tool_call>` is plain text.
+    `thinking` says whether the prompt already opened `<think>`. With `calls=False` (no tools) a
+    `<tool_call>` is plain text; with `calls_in_thought=False` it is plain text inside the
+    thought (QwQ's template expects calls after it), and with True it is a call there too.
     """
 
-    def __init__(self, thinking: bool, *, calls: bool = True) -> None:
+    def __init__(self, thinking: bool, *, calls: bool = True, calls_in_thought: bool = False) -> None:
         self.mode = "think" if thinking else "content"
         self.calls = calls
+        self.calls_in_thought = calls and calls_in_thought
+        self._call_from = "content"  # where a call returns to when it closes
         self.thought_closed = False
         self._pending = ""  # text not yet released: a possible partial tag, or a call body
         self._content_started = False
 
     def _tags(self) -> tuple[str, ...]:
         return {
-            "think": (THINK_CLOSE,),
+            "think": (THINK_CLOSE, CALL_OPEN) if self.calls_in_thought else (THINK_CLOSE,),
             "content": (CALL_OPEN, THINK_OPEN) if self.calls else (THINK_OPEN,),
             "call": (CALL_CLOSE,),
         }[self.mode]
@@ -110,7 +112,7 @@ class StreamParser:
             before, self._pending = self._pending[:at], self._pending[at + len(tag) :]
             if self.mode == "call":
                 events.append(parse_call(before))
-                self.mode = "content"
+                self.mode = self._call_from
             else:
                 self._emit(before, events)
                 self._switch(tag, events)
@@ -147,8 +149,12 @@ class StreamParser:
         elif tag == THINK_OPEN:
             self.mode = "think"
         elif tag == CALL_OPEN:
-            self.mode = "call"
+            self._call_from, self.mode = self.mode, "call"
             events.append(CallOpened())
+
+    def reopen_thought(self) -> None:
+        """Go back into the thought, as if its closing tag had not been written (budget forcing)."""
+        self.mode, self.thought_closed, self._pending, self._content_started = "think", False, "", False
 
 
 def _partial_tag_length(text: str, tags: tuple[str, ...]) -> int:

@@ -27,6 +27,28 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class Verification:
+    """What happened when the agent was asked to check its answer (`verify=True`)."""
+
+    first_answer: str
+    """The answer before the check."""
+    checked_with_tools: bool
+    """Whether the model called a tool while checking."""
+    confirmed: bool
+    """Whether the answer after the check is the same answer (mathematically)."""
+
+
+@dataclass(frozen=True)
+class Votes:
+    """Self-consistency over several independent episodes (`samples=k`)."""
+
+    answers: tuple[str | None, ...]
+    """Each episode's extracted answer, in order (None: no answer)."""
+    share: float
+    """Fraction of the episodes that gave the winning answer."""
+
+
+@dataclass(frozen=True)
 class Result:
     """The outcome of one episode (one question, however many steps)."""
 
@@ -40,6 +62,14 @@ class Result:
     """Counters: steps, prompt tokens evaluated/reused, generated and thinking tokens, seconds."""
     stop_reason: str = "answer"
     """Why the episode ended: "answer", or the budget that ran out ("steps", "tokens", ...)."""
+    normalized: str | None = None
+    """The answer itself, extracted (`\\boxed{}`, "Final Answer:", the last line) and normalized."""
+    verification: Verification | None = None
+    """The outcome of `verify=True`."""
+    votes: Votes | None = None
+    """The vote behind the answer when `samples` > 1."""
+    approval: ApprovalRequested | None = None
+    """The call waiting for a person when `stop_reason` is "approval" (see `Agent.resume`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -86,10 +116,23 @@ class StepFinished:
 
 
 @dataclass(frozen=True)
+class ApprovalRequested:
+    """The episode is paused until a person approves, edits or declines this call."""
+
+    tool: str
+    """The tool the model wants to call."""
+    arguments: dict[str, Any]
+    """The arguments it wrote."""
+    reason: str
+    """Why it must be approved: "marked" (the tool asks for it), "code" (every code execution),
+    "untrusted" (code after web text entered the episode)."""
+
+
+@dataclass(frozen=True)
 class Final:
     """The episode is over."""
 
     result: Result
 
 
-Event = ReasoningText | AnswerText | ToolCallStarted | Observation | StepFinished | Final
+Event = ReasoningText | AnswerText | ToolCallStarted | Observation | StepFinished | ApprovalRequested | Final

@@ -3,7 +3,8 @@
 `ScriptedModel` tokenizes one character per token and "generates" the turns it was given, in
 order, one character at a time. Like llama.cpp it remembers what it evaluated last and reports
 how much of each prompt it could reuse. It ignores grammars (scripts decide what gets written)
-and samples nothing.
+and samples nothing. When something is written into a turn it is generating (a closed thought, a
+hint), it drops the rest of that turn and continues with the next one, as a model would react.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class ScriptedModel:
 
     def generate(self, prompt: Sequence[int], *, max_tokens: int, grammar: str | None = None) -> Generation:
         prompt = list(prompt)
+        if self._current and prompt != self.cache:
+            # Someone wrote into the turn (budget forcing, a hint): react with the next turn.
+            self._current = []
         self.prompts.append(prompt)
         self.grammars.append(grammar)
         reused = 0

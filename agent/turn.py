@@ -1,0 +1,239 @@
+"""One assistant turn as it is generated, and the controls that steer a reasoning model inside it.
+
+`Turn.run` streams the model's pieces through the parser: free text while it thinks, a grammar
+the moment it opens `<tool_call>` (or from the start when a call is forced). Inside the thought
+it applies `Reasoning` controls by writing into the turn, never by re-rendering it:
+
+- a thinking budget (s1's budget forcing): at N thinking tokens the thought is closed for the
+  model, which then answers; the count never exceeds N;
+- a minimum: a thought that ends too early has its closing tag replaced by "Wait";
+- tool hints (START): "Wait, maybe using Python here is a good idea." after heavy arithmetic
+  or a long stretch without a tool.
+
+This module decides nothing about the episode (steps, final answers, tools run): see
+`agent.graph`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agent.model import Model
+from agent.parse import BadCall, CallOpened, Content, Event, ParsedCall, Reasoning, StreamParser
+from agent.records import AnswerText, ReasoningText
+from agent.transcript import THINK_CLOSE
+
+MAX_CALL_TOKENS = 1024
+"""A call body longer than this is cut off and reported to the model as unclosed."""
+
+# Products and quotients of multi-digit numbers: where models slip and a tool would not.
+HEAVY_ARITHMETIC = re.compile(r"\d{2,}(?:[.,]\d+)?\s*(?:[×*/÷]|\\times|\\cdot)\s*\d{2,}")
+
+
+@dataclass(frozen=True)
+class Controls:
+    """How a reasoning model's thought is bounded, extended and nudged. All off by default."""
+
+    thinking_budget: int | None = None
+    """Thinking tokens for the whole episode; reaching it closes the thought."""
+    step_thinking_budget: int | None = None
+    """Thinking tokens for any one step."""
+    min_thinking: int = 0
+    """A thought that ends before this many tokens is extended with `wait_text`."""
+    wait_text: str = "Wait"
+    """What replaces a closing tag that came too early (s1 uses "Wait")."""
+    close_text: str = "\n\nI have to answer now.\n" + THINK_CLOSE + "\n\n"
+    """What closes a thought at its budget."""
+    hint: str | None = None
+    """A tool hint to write into the thought (START); None disables hints."""
+    hint_after: int | None = None
+    """Give the hint after this many thinking tokens without a tool call."""
+    hint_on_arithmetic: bool = True
+    """Give the hint when the thought multiplies or divides multi-digit numbers."""
+    calls_in_reasoning: Literal["execute", "ignore"] | None = None
+    """A `<tool_call>` inside the thought: run it, or leave it as text. None: as the model's
+    chat template expects (QwQ's renders calls after the thought, so: ignore)."""
+
+
+def default_hint(tool_names: Any) -> str:
+    """START's hint, naming the best tool at hand."""
+    names = set(tool_names)
+    tool = "Python" if "python" in names else "the calculator" if "calculator" in names else "a tool"
+    return f"Wait, maybe using {tool} here is a good idea."
+
+
+class Turn:
+    """One assistant turn being generated, with what it produced and what it cost."""
+
+    def __init__(
+        self,
+        model: Model,
+        parser: StreamParser,
+        emit: Callable[[Any], None],
+        controls: Controls = Controls(),
+        *,
+        thinking_left: int | None = None,
+    ) -> None:
+        self.model, self.parser, self.emit, self.controls = model, parser, emit, controls
+        self.thinking_left = thinking_left
+        self.tokens: list[int] = []
+        self.kinds: list[str] = []  # per token: think, tag (</think>), content, call, or ours (written by us)
+        self.ends: list[int] = []  # per token: where its text ends in self.text
+        self.text = self.reasoning = self.content = ""
+        self.calls: list[ParsedCall | BadCall] = []
+        self.evaluated = self.reused = 0
+        self.prefill_seconds = 0.0
+        self.finished = False
+        self.hinted = False
+        self.forced_close = False
+
+    @property
+    def thinking_tokens(self) -> int:
+        """Tokens the model wrote inside its thought this turn."""
+        return self.kinds.count("think")
+
+    @property
+    def generated(self) -> int:
+        """Tokens the model wrote this turn (not those we wrote for it)."""
+        return len(self.kinds) - self.kinds.count("ours")
+
+    def run(
+        self,
+        prompt: list[int],
+        limit: int,
+        deadline: float | None,
+        *,
+        open_grammar: str | None,
+        forced_grammar: str | None,
+    ) -> None:
+        """Generate until the turn ends, `limit` generated tokens, or `deadline` (`time.monotonic`)."""
+        began = time.monotonic()
+        if self.parser.mode == "think" and self.thinking_left == 0:
+            self._close_thought()
+        # An instruct model is forced from its first token; a thinking one once its thought closes.
+        grammar = forced_grammar if self.parser.mode != "think" else None
+        first = True
+        call_tokens = 0  # tokens inside the current call body
+        since_tool = 0  # thinking tokens since the turn began (a tool call ends a turn)
+        while self.generated < limit:
+            gen = self.model.generate(prompt + self.tokens, max_tokens=limit - self.generated, grammar=grammar)
+            restart = False
+            for piece in gen:
+                if first:  # later generations in this turn only re-enter after a switch
+                    self.prefill_seconds, first = time.monotonic() - began, False
+                    self.evaluated, self.reused = gen.evaluated, gen.reused
+                if piece.end:
+                    if self.parser.mode == "think" and self.thinking_tokens < self.controls.min_thinking:
+                        self._say(self._wait_text())  # it tried to stop thinking by ending the turn
+                        restart = True
+                    else:
+                        self.finished = True
+                    break
+                closed = self.parser.thought_closed
+                kind = self.parser.mode
+                self._append(piece.token, piece.text, kind)
+                since_tool += kind == "think"
+                call_tokens = call_tokens + 1 if kind == "call" else 0
+                for event in self.parser.feed(piece.text):
+                    self._take(event)
+                    if isinstance(event, CallOpened) and grammar is None and open_grammar:
+                        grammar, restart = open_grammar, True
+                if not closed and self.parser.thought_closed:
+                    self._relabel_closing_tag()
+                if not closed and self.parser.thought_closed and self.thinking_tokens < self.controls.min_thinking:
+                    self._extend_thought()
+                    restart = True
+                elif self._at_thinking_budget():
+                    self._close_thought()
+                    restart = True
+                if self.parser.mode == "think" and not self.hinted and self._wants_hint(since_tool):
+                    self._say("\n\n" + (self.controls.hint or "") + "\n")
+                    self.hinted = restart = True
+                if grammar is None and forced_grammar and self.parser.thought_closed:
+                    grammar, restart = forced_grammar, True
+                if restart or call_tokens > MAX_CALL_TOKENS or (deadline is not None and time.monotonic() > deadline):
+                    break
+            gen.close()
+            if not restart:
+                break
+        for event in self.parser.close():
+            self._take(event)
+
+    def answer(self) -> str:
+        """The answer text; a model that ended its turn without closing its thought answered in it."""
+        if self.content.strip() or self.parser.thought_closed or not self.finished:
+            return self.content.strip()
+        return self.reasoning.strip()
+
+    def _append(self, token: int, text: str, kind: str) -> None:
+        self.tokens.append(token)
+        self.kinds.append(kind)
+        self.text += text
+        self.ends.append(len(self.text))
+
+    def _say(self, text: str) -> None:
+        """Write into the turn for the model: structure allowed, so `</think>` is its real token."""
+        for token in self.model.tokenize(text, True):
+            self.kinds.append("ours")
+            self.tokens.append(token)
+            self.ends.append(len(self.text))
+        self.text += text
+        if self.ends:
+            self.ends[-1] = len(self.text)
+        for event in self.parser.feed(text):
+            self._take(event)
+
+    def _at_thinking_budget(self) -> bool:
+        return (
+            self.parser.mode == "think"
+            and self.thinking_left is not None
+            and self.thinking_tokens >= self.thinking_left
+        )
+
+    def _close_thought(self) -> None:
+        self.forced_close = True
+        self._say(self.controls.close_text)
+
+    def _relabel_closing_tag(self) -> None:
+        """The tokens of `</think>` close the thought; they are not part of it."""
+        at = self.text.rfind(THINK_CLOSE)
+        i = len(self.kinds)
+        while i and self.ends[i - 1] > at and self.kinds[i - 1] == "think":
+            i -= 1
+            self.kinds[i] = "tag"
+
+    def _extend_thought(self) -> None:
+        """Take back the early `</think>` (and what followed) and write "Wait" instead (s1)."""
+        at = self.text.rfind(THINK_CLOSE)
+        keep = sum(1 for end in self.ends if end <= at)
+        del self.tokens[keep:], self.kinds[keep:], self.ends[keep:]
+        self.text = self.text[: self.ends[-1] if self.ends else 0]
+        self.content = ""
+        self.parser.reopen_thought()
+        self._say(self._wait_text())
+
+    def _wait_text(self) -> str:
+        return ("" if self.text.endswith(("\n", " ")) else "\n") + self.controls.wait_text
+
+    def _wants_hint(self, since_tool: int) -> bool:
+        c = self.controls
+        if c.hint is None:
+            return False
+        if c.hint_after is not None and since_tool >= c.hint_after:
+            return True
+        last_line = self.reasoning[self.reasoning.rfind("\n") + 1 :]
+        return c.hint_on_arithmetic and bool(HEAVY_ARITHMETIC.search(last_line))
+
+    def _take(self, event: Event) -> None:
+        if isinstance(event, Reasoning):
+            self.reasoning += event.text
+            self.emit(ReasoningText(event.text))
+        elif isinstance(event, Content):
+            self.content += event.text
+            self.emit(AnswerText(event.text))
+        elif isinstance(event, ParsedCall | BadCall):
+            self.calls.append(event)
