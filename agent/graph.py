@@ -15,22 +15,25 @@ decided here; parsing, tokenizing and tool schemas are not.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypedDict
 
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
 
 import prompts
 from agent.grammar import tool_call_grammar
 from agent.model import Model
-from agent.parse import BadCall, CallOpened, Content, Event, ParsedCall, Reasoning, StreamParser
-from agent.records import AnswerText, Observation, ReasoningText, StepFinished, ToolCall, ToolCallStarted
+from agent.parse import BadCall, ParsedCall, StreamParser
+from agent.records import Observation, StepFinished, ToolCall, ToolCallStarted
 from agent.transcript import (
     IM_END,
     THINK_CLOSE,
+    Call,
     Message,
     Segment,
     Transcript,
@@ -38,6 +41,7 @@ from agent.transcript import (
     observation,
     render,
 )
+from agent.turn import Controls, Turn
 from tools import Registry, ToolError
 
 ToolChoice = Literal["auto", "required", "none"] | str
@@ -72,6 +76,12 @@ class Settings:
     a tool's name: the first step must call that tool."""
     budget: Budget = Budget()
     """The episode's limits."""
+    reasoning: bool | None = None
+    """Force `<think>` mode on or off; None: as the model says (its chat template)."""
+    controls: Controls = field(default_factory=Controls)
+    """Thinking budgets, "Wait" extension, tool hints, calls inside the thought."""
+    verify: bool = False
+    """After the first answer, ask the model to check it with the tools, then answer again."""
 
 
 class State(TypedDict, total=False):
@@ -91,6 +101,9 @@ class State(TypedDict, total=False):
     done: bool
     untrusted: bool
     stop_reason: str
+    nudge: str | None
+    first_answer: str | None
+    verify_from: int
 
 
 def new_stats() -> dict[str, Any]:
@@ -113,7 +126,9 @@ def new_stats() -> dict[str, Any]:
     ) | {"per_step": []}
 
 
-def build_graph(model: Model, registry: Registry, settings: Settings, checkpointer: Any = None) -> Any:
+def build_graph(
+    model: Model, registry: Registry, settings: Settings, checkpointer: Any = None, approval: Approval = "auto"
+) -> Any:
     """Compile the agent's state machine for one model, one set of tools and one configuration."""
     budget = settings.budget
     use_tools = bool(registry) and settings.tool_choice != "none"
@@ -123,6 +138,11 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
         raise ValueError(f"tool_choice names no registered tool: {settings.tool_choice!r}")
     open_grammar = tool_call_grammar(schemas) if schemas else None
     forced_grammar = tool_call_grammar(forced, opened=False) if forced else None
+    thinking = model.thinking if settings.reasoning is None else settings.reasoning
+    controls = settings.controls
+    calls_in_thought = controls.calls_in_reasoning == "execute" or (
+        controls.calls_in_reasoning is None and THINK_CLOSE not in getattr(model, "chat_template", "")
+    )
 
     def tokenize(text: str, special: bool) -> list[int]:
         return model.tokenize(text, special)
@@ -148,6 +168,9 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
             "done": False,
             "untrusted": False,
             "stop_reason": "answer",
+            "nudge": None,
+            "first_answer": None,
+            "verify_from": 0,
         }
 
     def over_budget(state: State) -> str | None:
@@ -169,10 +192,11 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
         stats = dict(state["stats"])
         transcript = Transcript(tokenize, list(state["tokens"]), state["text"])
         final = state.get("final") or over_budget(state)
-        if final:
-            transcript.extend(render([Message("user", prompts.text("final.md", reason=final))]))
-        transcript.extend([Segment(assistant_prompt(model.thinking), True)])
-        if final and model.thinking:  # the thought is closed for it: answer now
+        nudge = prompts.text("final.md", reason=final) if final else state.get("nudge")
+        if nudge:
+            transcript.extend(render([Message("user", nudge)]))
+        transcript.extend([Segment(assistant_prompt(thinking), True)])
+        if final and thinking:  # the thought is closed for it: answer now
             transcript.extend([Segment("\n" + THINK_CLOSE + "\n\n", True)])
         prompt_new = len(transcript.tokens) - state.get("seen", 0)
         limit = min(
@@ -180,8 +204,15 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
             budget.final_tokens if final else budget.max_tokens - stats["generated_tokens"],
         )
         deadline = None if budget.max_seconds is None else began + budget.max_seconds - stats["time_total_s"]
-        parser = StreamParser(thinking=model.thinking and not final, calls=use_tools and not final)
-        turn = Turn(model, parser, get_stream_writer())
+        parser = StreamParser(
+            thinking=thinking and not final, calls=use_tools and not final, calls_in_thought=calls_in_thought
+        )
+        left = [
+            b - used
+            for b, used in ((controls.thinking_budget, stats["thinking_tokens"]), (controls.step_thinking_budget, 0))
+            if b is not None
+        ]
+        turn = Turn(model, parser, get_stream_writer(), controls, thinking_left=max(0, min(left)) if left else None)
         turn.run(
             transcript.tokens,
             limit,
@@ -198,7 +229,8 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
             "prompt_new": prompt_new,
             "prompt_evaluated": turn.evaluated,
             "prompt_reused": turn.reused,
-            "generated": len(turn.tokens),
+            "generated": turn.generated,
+            "thinking": turn.thinking_tokens,
         }
         stats["per_step"] = [*stats["per_step"], step]
         for key, value in (
@@ -206,14 +238,14 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
             ("prompt_tokens", step["prompt_new"]),
             ("prompt_evaluated", turn.evaluated),
             ("prompt_reused", turn.reused),
-            ("generated_tokens", len(turn.tokens)),
+            ("generated_tokens", turn.generated),
             ("thinking_tokens", turn.thinking_tokens),
             ("time_prefill_s", turn.prefill_seconds),
             ("time_generate_s", elapsed - turn.prefill_seconds),
             ("time_total_s", elapsed),
         ):
             stats[key] += value
-        turn.emit(StepFinished(stats["steps"], turn.evaluated, turn.reused, len(turn.tokens)))
+        turn.emit(StepFinished(stats["steps"], turn.evaluated, turn.reused, turn.generated))
 
         update: State = {
             "tokens": transcript.tokens,
@@ -223,37 +255,61 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
             "stats": stats,
             "reasoning": state["reasoning"] + turn.reasoning,
             "final": final,
+            "nudge": None,
         }
         if turn.calls and not final:
             return update | {"pending": turn.calls}
         answer = turn.answer()
+        if answer and settings.verify and state.get("first_answer") is None and not final:
+            verify = prompts.text("verify.md")
+            return update | {
+                "pending": [],
+                "first_answer": answer,
+                "nudge": verify,
+                "verify_from": len(state["tool_calls"]),
+            }
         if answer or final:
             return update | {"pending": [], "answer": answer or None, "stop_reason": final or "answer", "done": True}
         return update | {"pending": [], "final": over_budget({**state, **update}) or "no_answer"}
 
     def act(state: State) -> State:
+        # One call per step: each finished call is checkpointed before the next one starts, so an
+        # episode killed mid-act resumes without running a finished call twice.
         emit = get_stream_writer()
+        item, rest = state["pending"][0], state["pending"][1:]
+        reason_to_ask = needs_approval(registry, item, state["untrusted"], approval)
+        earlier = same_calls(state["tool_calls"], item)
+        final = state.get("final")
+        if earlier:  # a loop: say so instead of running it again, and end it at the third repetition
+            emit(ToolCallStarted(earlier[0].name, earlier[0].arguments))
+            record = repeated_call(earlier)
+            if len(earlier) >= MAX_REPETITIONS:
+                rest, final = [], "repetition"
+        elif reason_to_ask and isinstance(item, ParsedCall):
+            # The node re-runs from its top on resume; nothing before this line has side effects.
+            decision = interrupt({"tool": item.call.name, "arguments": item.call.arguments, "reason": reason_to_ask})
+            record = approved_call(registry, item, decision, emit)
+        else:
+            record = run_call(registry, item, emit)
         stats = dict(state["stats"])
         transcript = Transcript(tokenize, list(state["tokens"]), state["text"])
-        records: list[ToolCall] = []
-        for i, item in enumerate(state["pending"]):
-            record = run_call(registry, item, emit)
-            records.append(record)
-            last = i == len(state["pending"]) - 1
-            transcript.extend(observation(record.output, open_turn=i == 0, close_turn=last))
-            stats["time_tools_s"] += record.seconds
-            stats["time_total_s"] += record.seconds
-            emit(Observation(record))
-        stats["tool_calls"] += len(records)
+        # The first call of a step opens the user turn holding the responses, the last one closes it.
+        first = transcript.text.endswith(IM_END + "\n")
+        transcript.extend(observation(record.output, open_turn=first, close_turn=not rest))
+        stats["time_tools_s"] += record.seconds
+        stats["time_total_s"] += record.seconds
+        stats["tool_calls"] += 1
+        emit(Observation(record))
         # Text from outside now steers the model too; approval rules for code read this.
-        untrusted = state["untrusted"] or any(
-            not r.error and r.name in registry and registry[r.name].untrusted for r in records
+        untrusted = state["untrusted"] or (
+            not record.error and record.name in registry and registry[record.name].untrusted
         )
         return {
             "tokens": transcript.tokens,
             "text": transcript.text,
-            "pending": [],
-            "tool_calls": state["tool_calls"] + records,
+            "pending": rest,
+            "final": final,
+            "tool_calls": [*state["tool_calls"], record],
             "stats": stats,
             "untrusted": untrusted,
         }
@@ -268,84 +324,8 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
     graph.add_edge(START, "start")
     graph.add_edge("start", "reason")
     graph.add_conditional_edges("reason", route, ["act", "reason", END])
-    graph.add_edge("act", "reason")
+    graph.add_conditional_edges("act", lambda state: "act" if state["pending"] else "reason", ["act", "reason"])
     return graph.compile(checkpointer=checkpointer)
-
-
-MAX_CALL_TOKENS = 1024
-"""A call body longer than this is cut off and reported to the model as unclosed."""
-
-
-class Turn:
-    """One assistant turn being generated: free text, then a grammar once a call opens."""
-
-    def __init__(self, model: Model, parser: StreamParser, emit: Callable[[Any], None]) -> None:
-        self.model, self.parser, self.emit = model, parser, emit
-        self.tokens: list[int] = []
-        self.text = self.reasoning = self.content = ""
-        self.calls: list[ParsedCall | BadCall] = []
-        self.thinking_tokens = self.evaluated = self.reused = 0
-        self.prefill_seconds = 0.0
-        self.finished = False
-
-    def run(
-        self,
-        prompt: list[int],
-        limit: int,
-        deadline: float | None,
-        *,
-        open_grammar: str | None,
-        forced_grammar: str | None,
-    ) -> None:
-        """Generate until the turn ends, `limit` tokens, or `deadline` (a `time.monotonic` value)."""
-        began = time.monotonic()
-        # An instruct model is forced from its first token; a thinking one once its thought closes.
-        grammar = forced_grammar if self.parser.mode != "think" else None
-        first = True
-        call_tokens = 0  # tokens inside the current call body
-        while len(self.tokens) < limit:
-            gen = self.model.generate(prompt + self.tokens, max_tokens=limit - len(self.tokens), grammar=grammar)
-            switch = False
-            for piece in gen:
-                if first:  # later generations in this turn only re-enter after a grammar switch
-                    self.prefill_seconds, first = time.monotonic() - began, False
-                    self.evaluated, self.reused = gen.evaluated, gen.reused
-                if piece.end:
-                    self.finished = True
-                    break
-                self.tokens.append(piece.token)
-                self.text += piece.text
-                self.thinking_tokens += self.parser.mode == "think"
-                call_tokens = call_tokens + 1 if self.parser.mode == "call" else 0
-                for event in self.parser.feed(piece.text):
-                    self._take(event)
-                    if isinstance(event, CallOpened) and grammar is None and open_grammar:
-                        grammar, switch = open_grammar, True
-                if grammar is None and forced_grammar and self.parser.thought_closed:
-                    grammar, switch = forced_grammar, True
-                if switch or call_tokens > MAX_CALL_TOKENS or (deadline is not None and time.monotonic() > deadline):
-                    break
-            gen.close()
-            if not switch:
-                break
-        for event in self.parser.close():
-            self._take(event)
-
-    def _take(self, event: Event) -> None:
-        if isinstance(event, Reasoning):
-            self.reasoning += event.text
-            self.emit(ReasoningText(event.text))
-        elif isinstance(event, Content):
-            self.content += event.text
-            self.emit(AnswerText(event.text))
-        elif isinstance(event, ParsedCall | BadCall):
-            self.calls.append(event)
-
-    def answer(self) -> str:
-        """The answer text; a model that ended its turn without closing its thought answered inside it."""
-        if self.content.strip() or self.parser.thought_closed or not self.finished:
-            return self.content.strip()
-        return self.reasoning.strip()
 
 
 def run_call(registry: Registry, item: ParsedCall | BadCall, emit: Callable[[Any], None]) -> ToolCall:
@@ -365,6 +345,69 @@ def run_call(registry: Registry, item: ParsedCall | BadCall, emit: Callable[[Any
     return ToolCall(name, arguments, output, error, time.monotonic() - began)
 
 
+Approval = Literal["auto", "always", "never"]
+"""When a person approves a call. auto: every call of a tool marked `needs_approval`, and code
+execution once untrusted text (the web) has entered the episode; always: also every code
+execution; never: nothing asks (trusted scripts, batches)."""
+
+MAX_REPETITIONS = 3
+"""The third repetition of an identical call ends the episode with a final answer."""
+
+
+def same_calls(history: list[ToolCall], item: ParsedCall | BadCall) -> list[ToolCall]:
+    """The earlier calls of this episode identical to `item` (same tool, same arguments)."""
+    if isinstance(item, BadCall):
+        return []
+    return [c for c in history if c.name == item.call.name and c.arguments == item.call.arguments]
+
+
+def repeated_call(earlier: list[ToolCall]) -> ToolCall:
+    """The observation for a call the model already made: the first result, not another run."""
+    first = earlier[0]
+    note = (
+        f"You already called {first.name} with these arguments ({len(earlier)} time(s)); it returned: {first.output}\n"
+        "Calling it again gives the same result: use it, try something different, or give your final answer."
+    )
+    return ToolCall(first.name, first.arguments, note, error=True)
+
+
+CODE_TOOLS = frozenset({"python"})
+"""Tools that run model-written code: the sandbox contains them, but web text could steer them."""
+
+
+def needs_approval(registry: Registry, item: ParsedCall | BadCall, untrusted: bool, approval: Approval) -> str | None:
+    """Why a person must approve this call first ("marked", "code", "untrusted"), or None."""
+    if approval == "never" or isinstance(item, BadCall) or item.call.name not in registry:
+        return None
+    name = item.call.name
+    if registry[name].needs_approval:
+        return "marked"
+    if name in CODE_TOOLS and approval == "always":
+        return "code"
+    if name in CODE_TOOLS and untrusted:
+        return "untrusted"
+    return None
+
+
+def approved_call(registry: Registry, item: ParsedCall, decision: Any, emit: Callable[[Any], None]) -> ToolCall:
+    """Run a call a person decided on: `{"approve": bool, "arguments": dict | None}`."""
+    decision = decision if isinstance(decision, dict) else {"approve": bool(decision)}
+    name = item.call.name
+    if not decision.get("approve"):
+        emit(ToolCallStarted(name, item.call.arguments))
+        return ToolCall(name, item.call.arguments, "error: a person declined this call; do without it", True)
+    edited = decision.get("arguments")
+    if edited is None or edited == item.call.arguments:
+        return run_call(registry, item, emit)
+    record = run_call(registry, ParsedCall(Call(name, dict(edited)), item.raw), emit)
+    # The model must learn that what ran is not what it wrote.
+    note = f"(a person changed the arguments to {json.dumps(edited, ensure_ascii=False)})\n"
+    return replace(record, output=note + record.output)
+
+
 def recursion_limit(budget: Budget) -> int:
-    """A LangGraph recursion limit our own budgets always reach first."""
-    return 2 * budget.max_steps + 10
+    """A LangGraph recursion limit our own budgets always reach first.
+
+    Each tool call is a step of its own, and a call takes at least 8 generated tokens.
+    """
+    return 2 * budget.max_steps + budget.max_tokens // 8 + 10

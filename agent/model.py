@@ -181,12 +181,14 @@ class LlamaCppModel:
                 "truncated or corrupt, or need a newer llama-cpp-python: download it again"
             ) from None
         self.context_size = self._llm.n_ctx()
-        template = self._llm.metadata.get("tokenizer.chat_template", "")
-        self.thinking = "<think>" in template if thinking is None else thinking
+        self.chat_template = self._llm.metadata.get("tokenizer.chat_template", "")
+        self.thinking = "<think>" in self.chat_template if thinking is None else thinking
         self.sampling = sampling or (REASONING_SAMPLING if self.thinking else INSTRUCT_SAMPLING)
         self.name = self._llm.metadata.get("general.name") or model_path.stem
         self.path = model_path
         self.size_bytes = model_path.stat().st_size
+        self.seed = seed
+        """The sampling seed; None when each generation draws its own."""
         self.session_states = session_states
         self._sessions: list[_SessionState] = []
         self._lock = threading.Lock()
@@ -265,6 +267,10 @@ class LlamaCppModel:
             if llama_cpp.llama_state_seq_set_data(self._llm._ctx.ctx, data, len(best.data), 0):
                 self._llm.input_ids[: len(best.tokens)] = best.tokens
                 self._llm.n_tokens = len(best.tokens)
+
+    def reseed(self, seed: int) -> None:
+        """Sample with another seed from now on (independent samples of one question)."""
+        self._llm.set_seed(seed)
 
     def describe(self) -> dict[str, Any]:
         """Facts about the loaded model, for `doctor` and results."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -48,6 +49,8 @@ class Controls:
     """What replaces a closing tag that came too early (s1 uses "Wait")."""
     close_text: str = "\n\nI have to answer now.\n" + THINK_CLOSE + "\n\n"
     """What closes a thought at its budget."""
+    answer_tokens: int = 512
+    """Tokens left for the answer once a thought is closed at its budget."""
     hint: str | None = None
     """A tool hint to write into the thought (START); None disables hints."""
     hint_after: int | None = None
@@ -82,24 +85,26 @@ class Turn:
         self.thinking_left = thinking_left
         self.tokens: list[int] = []
         self.kinds: list[str] = []  # per token: think, tag (</think>), content, call, or ours (written by us)
+        self.counts: Counter[str] = Counter()  # of self.kinds, kept as it changes: read at every token
         self.ends: list[int] = []  # per token: where its text ends in self.text
         self.text = self.reasoning = self.content = ""
         self.calls: list[ParsedCall | BadCall] = []
         self.evaluated = self.reused = 0
         self.prefill_seconds = 0.0
         self.finished = False
+        self.limit = 0
         self.hinted = False
         self.forced_close = False
 
     @property
     def thinking_tokens(self) -> int:
         """Tokens the model wrote inside its thought this turn."""
-        return self.kinds.count("think")
+        return self.counts["think"]
 
     @property
     def generated(self) -> int:
         """Tokens the model wrote this turn (not those we wrote for it)."""
-        return len(self.kinds) - self.kinds.count("ours")
+        return len(self.kinds) - self.counts["ours"]
 
     def run(
         self,
@@ -110,8 +115,12 @@ class Turn:
         open_grammar: str | None,
         forced_grammar: str | None,
     ) -> None:
-        """Generate until the turn ends, `limit` generated tokens, or `deadline` (`time.monotonic`)."""
+        """Generate until the turn ends, `limit` generated tokens, or `deadline` (`time.monotonic`).
+
+        Once its thought is closed at a budget, the model has `controls.answer_tokens` more to answer.
+        """
         began = time.monotonic()
+        self.limit = limit
         if self.parser.mode == "think" and self.thinking_left == 0:
             self._close_thought()
         # An instruct model is forced from its first token; a thinking one once its thought closes.
@@ -119,8 +128,8 @@ class Turn:
         first = True
         call_tokens = 0  # tokens inside the current call body
         since_tool = 0  # thinking tokens since the turn began (a tool call ends a turn)
-        while self.generated < limit:
-            gen = self.model.generate(prompt + self.tokens, max_tokens=limit - self.generated, grammar=grammar)
+        while self.generated < self.limit:
+            gen = self.model.generate(prompt + self.tokens, max_tokens=self.limit - self.generated, grammar=grammar)
             restart = False
             for piece in gen:
                 if first:  # later generations in this turn only re-enter after a switch
@@ -172,6 +181,7 @@ class Turn:
     def _append(self, token: int, text: str, kind: str) -> None:
         self.tokens.append(token)
         self.kinds.append(kind)
+        self.counts[kind] += 1
         self.text += text
         self.ends.append(len(self.text))
 
@@ -179,6 +189,7 @@ class Turn:
         """Write into the turn for the model: structure allowed, so `</think>` is its real token."""
         for token in self.model.tokenize(text, True):
             self.kinds.append("ours")
+            self.counts["ours"] += 1
             self.tokens.append(token)
             self.ends.append(len(self.text))
         self.text += text
@@ -197,6 +208,7 @@ class Turn:
     def _close_thought(self) -> None:
         self.forced_close = True
         self._say(self.controls.close_text)
+        self.limit = min(self.limit, self.generated + self.controls.answer_tokens)
 
     def _relabel_closing_tag(self) -> None:
         """The tokens of `</think>` close the thought; they are not part of it."""
@@ -205,11 +217,14 @@ class Turn:
         while i and self.ends[i - 1] > at and self.kinds[i - 1] == "think":
             i -= 1
             self.kinds[i] = "tag"
+            self.counts["think"] -= 1
+            self.counts["tag"] += 1
 
     def _extend_thought(self) -> None:
         """Take back the early `</think>` (and what followed) and write "Wait" instead (s1)."""
         at = self.text.rfind(THINK_CLOSE)
         keep = sum(1 for end in self.ends if end <= at)
+        self.counts.subtract(self.kinds[keep:])
         del self.tokens[keep:], self.kinds[keep:], self.ends[keep:]
         self.text = self.text[: self.ends[-1] if self.ends else 0]
         self.content = ""

@@ -134,7 +134,7 @@ def test_step_budget_asks_for_the_final_answer() -> None:
 
 
 def test_many_steps_never_hit_langgraph_recursion_limit() -> None:
-    agent = agent_for([call("add", a=1, b=1)] * 40 + ["done"], max_steps=40)
+    agent = agent_for([call("add", a=i, b=1) for i in range(40)] + ["done"], max_steps=40)
     assert agent.run("loop").stop_reason == "steps"
 
 

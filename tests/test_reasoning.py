@@ -201,3 +201,48 @@ def test_real_model_min_thinking_extends_with_wait() -> None:
     )
     result = agent.run("What is 2 + 2?")
     assert result.stats["thinking_tokens"] >= 40 or "Wait" in result.reasoning
+
+
+def test_a_repeated_call_is_not_run_again() -> None:
+    runs: list[int] = []
+
+    @tool
+    def slow_add(a: int, b: int) -> int:
+        """Add, expensively.
+
+        Args:
+            a: The first number.
+            b: The second number.
+        """
+        runs.append(a + b)
+        return a + b
+
+    agent = Agent(ScriptedModel([call("slow_add", a=1, b=2)] * 2 + ["3"]), [slow_add], examples=(), tool_choice="auto")  # type: ignore[arg-type]
+    result = agent.run("?")
+    first, again = result.tool_calls
+    assert runs == [3] and first.output == "3"
+    assert again.error and "You already called slow_add" in again.output and "returned: 3" in again.output
+    assert result.answer == "3" and result.stop_reason == "answer"
+
+
+def test_the_third_repetition_ends_the_episode_with_a_final_answer() -> None:
+    agent = Agent(
+        ScriptedModel([call("add", a=1, b=1)] * 4 + ["It is 2.", "never reached"]),  # type: ignore[arg-type]
+        [add],
+        examples=(),
+        tool_choice="auto",
+    )
+    result = agent.run("?")
+    assert len(result.tool_calls) == 4 and [c.error for c in result.tool_calls] == [False, True, True, True]
+    assert result.stop_reason == "repetition" and result.answer == "It is 2."
+    assert "You have reached the limit for this task (repetition)" in agent.last_state["text"]
+
+
+def test_different_arguments_are_not_a_repetition() -> None:
+    agent = Agent(
+        ScriptedModel([call("add", a=1, b=1), call("add", a=1, b=2), "done"]),
+        [add],
+        examples=(),
+        tool_choice="auto",  # type: ignore[arg-type]
+    )
+    assert [c.error for c in agent.run("?").tool_calls] == [False, False]

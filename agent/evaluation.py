@@ -1,0 +1,586 @@
+"""Accuracy and cost of an agent on a math data set: `qwq-agent eval DATASET`.
+
+`load_items` reads JSONL in the common shapes: GSM8K (`question`, `answer` ending in `#### 42`),
+MATH/AIME/AMC (`problem` with `answer`, or only a `solution` with a `\\boxed{}`), and any
+question/answer pair with named columns. `evaluate` runs one agent over the items and writes one
+JSON line per item as soon as it is graded (`ItemResult`), so an interrupted run resumes where
+it stopped: items already in the output file under the same configuration are skipped and
+counted from the file. `summarize` turns results into a `Summary`: accuracy with a Wilson 95%
+interval, mean steps, tool calls, tokens and seconds per item; `compare` pairs two summaries'
+items; `plot` draws them (matplotlib, the `plot` extra).
+
+Grading is `agent.grading`. This module does not build agents (the CLI does) and runs episodes
+in parallel only on a served model (`OpenAIModel`, or any model with `parallel = True`); an
+in-process llama.cpp model runs one episode at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from agent.grading import extract_answer, is_equivalent
+
+QUESTION_KEYS = ("question", "problem", "Question", "Problem", "prompt", "input")
+ANSWER_KEYS = ("answer", "Answer", "final_answer", "target", "output", "expected_answer")
+ID_KEYS = ("id", "unique_id", "ID", "Id", "problem_id", "idx")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One question of a data set and its reference answer."""
+
+    id: str
+    """Stable identity for resuming: the data set's id column, else the line number."""
+    question: str
+    """The text the agent is asked."""
+    reference: str
+    """The reference final answer (already extracted: `18`, not GSM8K's whole solution)."""
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """How one episode went: one JSON line of the results file."""
+
+    id: str
+    """The item's id."""
+    config: str
+    """Which configuration ran it ("base", or "compare" for `--compare`)."""
+    prediction: str
+    """The answer extracted from the agent's final text ("" when it gave none)."""
+    reference: str
+    """The reference answer."""
+    correct: bool
+    """Whether `prediction` is equivalent to `reference` (`agent.grading.is_equivalent`)."""
+    answer: str | None = None
+    """The agent's whole final answer text."""
+    stop_reason: str = "answer"
+    """Why the episode ended ("answer", or the budget that ran out)."""
+    steps: int = 0
+    """Reasoning steps."""
+    tool_calls: int = 0
+    """Tool calls made."""
+    tool_errors: int = 0
+    """Tool calls that failed."""
+    generated_tokens: int = 0
+    """Tokens generated, reasoning included."""
+    thinking_tokens: int = 0
+    """Of which inside `<think>`."""
+    prompt_evaluated: int = 0
+    """Prompt tokens the model evaluated."""
+    seconds: float = 0.0
+    """Wall time of the episode."""
+    error: str | None = None
+    """An exception that ended the episode (a bug or a broken model), if any."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Aggregate of one configuration's results."""
+
+    config: str
+    """The configuration's name."""
+    n: int
+    """Items graded."""
+    correct: int
+    """Items answered correctly."""
+    accuracy: float
+    """correct / n (0 when n is 0)."""
+    ci_low: float
+    """Lower end of the Wilson 95% interval of the accuracy."""
+    ci_high: float
+    """Upper end of it."""
+    answered: float
+    """Fraction of items with any answer."""
+    mean_steps: float
+    """Reasoning steps per item."""
+    mean_tool_calls: float
+    """Tool calls per item."""
+    mean_generated_tokens: float
+    """Generated tokens per item."""
+    mean_prompt_evaluated: float
+    """Prompt tokens evaluated per item."""
+    mean_seconds: float
+    """Wall time per item."""
+    errors: int = 0
+    """Episodes that ended with an exception."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two configurations on the same items."""
+
+    base: Summary
+    other: Summary
+    n_paired: int
+    """Items both configurations graded."""
+    difference: float
+    """other's accuracy minus base's, on the paired items."""
+    only_base: int
+    """Paired items only the base got right."""
+    only_other: int
+    """Paired items only the other got right."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Data sets
+
+
+def gsm8k_reference(solution: str) -> str:
+    """GSM8K's final answer: what follows `####`, without thousands separators."""
+    return solution.rsplit("####", 1)[-1].strip().replace(",", "")
+
+
+def load_items(
+    path: str | Path,
+    *,
+    question_key: str | None = None,
+    answer_key: str | None = None,
+    id_key: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> list[Item]:
+    """Items of a JSONL data set, lines `offset` to `offset + limit`.
+
+    The shape is recognised per record unless keys are given: GSM8K (an answer with `####`),
+    MATH-style (`problem` and `answer`, or a `solution` whose last `\\boxed{}` is the answer),
+    or generic (`question`/`answer` and the aliases in `QUESTION_KEYS` and `ANSWER_KEYS`).
+    Raises ValueError naming the line and its keys when a record fits no shape.
+    """
+    items: list[Item] = []
+    with Path(path).open(encoding="utf-8") as f:
+        for number, line in enumerate(f):
+            if number < offset or not line.strip():
+                continue
+            if limit is not None and len(items) >= limit:
+                break
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number + 1}: not JSON ({exc.msg})") from None
+            items.append(_item(record, number, path, question_key, answer_key, id_key))
+    return items
+
+
+def _item(
+    record: Any, number: int, path: str | Path, question_key: str | None, answer_key: str | None, id_key: str | None
+) -> Item:
+    where = f"{path}:{number + 1}"
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: expected a JSON object per line")
+    question = _pick(record, (question_key,) if question_key else QUESTION_KEYS)
+    answer = _pick(record, (answer_key,) if answer_key else ANSWER_KEYS)
+    if answer is None and answer_key is None and isinstance(record.get("solution"), str):
+        answer = extract_answer(record["solution"])  # MATH: the answer is the solution's \boxed{}
+    if question is None or answer is None:
+        keys = ", ".join(record) or "none"
+        raise ValueError(
+            f"{where}: no question/answer columns (keys: {keys}); name them with --question-key and --answer-key"
+        )
+    reference = str(answer)
+    if "####" in reference:
+        reference = gsm8k_reference(reference)
+    ident = _pick(record, (id_key,) if id_key else ID_KEYS)
+    return Item(str(ident) if ident is not None else str(number), str(question), reference)
+
+
+def _pick(record: dict[str, Any], keys: Iterable[str]) -> Any:
+    for key in keys:
+        if record.get(key) is not None and str(record[key]).strip():
+            return record[key]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def grade(item: Item, result: Any, config: str, seconds: float) -> ItemResult:
+    """The `ItemResult` of an episode's `agent.records.Result`."""
+    answer = result.answer
+    prediction = extract_answer(answer) if answer else ""
+    stats = result.stats or {}
+    return ItemResult(
+        id=item.id,
+        config=config,
+        prediction=prediction,
+        reference=item.reference,
+        correct=bool(prediction) and is_equivalent(prediction, item.reference),
+        answer=answer,
+        stop_reason=result.stop_reason,
+        steps=int(stats.get("steps", 0)),
+        tool_calls=len(result.tool_calls),
+        tool_errors=sum(1 for c in result.tool_calls if c.error),
+        generated_tokens=int(stats.get("generated_tokens", 0)),
+        thinking_tokens=int(stats.get("thinking_tokens", 0)),
+        prompt_evaluated=int(stats.get("prompt_evaluated", 0)),
+        seconds=round(seconds, 3),
+    )
+
+
+def read_results(path: str | Path) -> list[ItemResult]:
+    """Results already in a results file; a line cut off by an interrupted run is ignored."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    names = {f for f in ItemResult.__dataclass_fields__}
+    results = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the half-written last line of a killed run: that item simply runs again
+        if isinstance(record, dict) and {"id", "config", "correct"} <= record.keys():
+            results.append(ItemResult(**{k: v for k, v in record.items() if k in names}))
+    return results
+
+
+@dataclass
+class Progress:
+    """Callbacks for a progress display: `start(total, done, correct)`, then `advance(result)`."""
+
+    start: Callable[[int, int, int], None] = lambda total, done, correct: None
+    advance: Callable[[ItemResult], None] = lambda result: None
+    finish: Callable[[], None] = lambda: None
+
+
+@dataclass
+class _Writer:
+    out: IO[str] | None
+
+    def write(self, result: ItemResult) -> None:
+        if self.out is not None:
+            self.out.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+            self.out.flush()  # on disk at once: a killed run resumes after this item
+
+
+def evaluate(
+    items: Sequence[Item],
+    run: Callable[[str], Any],
+    *,
+    config: str = "base",
+    output: str | Path | None = None,
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> list[ItemResult]:
+    """Run `run(question) -> Result` over `items`; returns every item's result, old and new.
+
+    With `output`, results are appended to that JSONL file as they come, and items it already
+    holds for `config` are not run again. `workers` > 1 runs episodes in threads (only sensible
+    when `run` is thread-safe, as for a served model); results are written in completion order.
+    """
+    import threading
+
+    progress = progress or Progress()
+    previous = {r.id: r for r in read_results(output) if r.config == config} if output else {}
+    wanted = {item.id for item in items}
+    done = [previous[i.id] for i in items if i.id in previous]
+    todo = [item for item in items if item.id not in previous]
+    progress.start(len(items), len(done), sum(r.correct for r in done))
+    handle = None
+    if output is not None:
+        path = Path(output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        needs_newline = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+        handle = path.open("a", encoding="utf-8")
+        if needs_newline:
+            handle.write("\n")
+    writer, lock = _Writer(handle), threading.Lock()
+
+    def one(item: Item) -> ItemResult:
+        began = time.monotonic()
+        try:
+            result = grade(item, run(item.question), config, time.monotonic() - began)
+        except Exception as exc:  # one broken episode must not lose the rest of a long run
+            result = ItemResult(item.id, config, "", item.reference, False, error=f"{type(exc).__name__}: {exc}")
+        with lock:
+            writer.write(result)
+            progress.advance(result)
+        return result
+
+    try:
+        if workers > 1 and len(todo) > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                new = list(pool.map(one, todo))
+        else:
+            new = [one(item) for item in todo]
+    finally:
+        if handle is not None:
+            handle.close()
+        progress.finish()
+    by_id = {r.id: r for r in [*done, *new] if r.id in wanted}
+    return [by_id[i.id] for i in items if i.id in by_id]
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95% by default); (0, 1) when n is 0.
+
+    Unlike the normal approximation it stays inside [0, 1] and is sensible at 0/n and n/n,
+    which small evaluation runs hit often.
+    """
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarize(results: Sequence[ItemResult], config: str = "base") -> Summary:
+    """Accuracy with its interval, and mean cost per item."""
+    n = len(results)
+    correct = sum(r.correct for r in results)
+    low, high = wilson_interval(correct, n)
+
+    def mean(values: Iterator[float]) -> float:
+        return round(sum(values) / n, 3) if n else 0.0
+
+    return Summary(
+        config=config,
+        n=n,
+        correct=correct,
+        accuracy=round(correct / n, 4) if n else 0.0,
+        ci_low=round(low, 4),
+        ci_high=round(high, 4),
+        answered=mean(float(bool(r.prediction)) for r in results),
+        mean_steps=mean(r.steps for r in results),
+        mean_tool_calls=mean(r.tool_calls for r in results),
+        mean_generated_tokens=mean(r.generated_tokens for r in results),
+        mean_prompt_evaluated=mean(r.prompt_evaluated for r in results),
+        mean_seconds=mean(r.seconds for r in results),
+        errors=sum(r.error is not None for r in results),
+    )
+
+
+def compare(base: Sequence[ItemResult], other: Sequence[ItemResult]) -> Comparison:
+    """Two configurations' results paired by item id."""
+    theirs = {r.id: r for r in other}
+    paired = [(r, theirs[r.id]) for r in base if r.id in theirs]
+    n = len(paired)
+    a = sum(x.correct for x, _ in paired)
+    b = sum(y.correct for _, y in paired)
+    return Comparison(
+        base=summarize(base, base[0].config if base else "base"),
+        other=summarize(other, other[0].config if other else "compare"),
+        n_paired=n,
+        difference=round((b - a) / n, 4) if n else 0.0,
+        only_base=sum(x.correct and not y.correct for x, y in paired),
+        only_other=sum(y.correct and not x.correct for x, y in paired),
+    )
+
+
+def summary_json(summary: Summary, comparison: Comparison | None = None) -> dict[str, Any]:
+    """The `--json` object: the base summary's fields at top level, the comparison under "compare"."""
+    data = asdict(summary)
+    if comparison is not None:
+        data["compare"] = asdict(comparison.other) | {
+            "n_paired": comparison.n_paired,
+            "difference": comparison.difference,
+            "only_base": comparison.only_base,
+            "only_compare": comparison.only_other,
+        }
+    return data
+
+
+def summary_table(summaries: Sequence[Summary], comparison: Comparison | None = None) -> Any:
+    """A rich Table of the summaries, one column per configuration."""
+    from rich.table import Table
+
+    table = Table(title="evaluation", title_justify="left")
+    table.add_column("")
+    for s in summaries:
+        table.add_column(s.config, justify="right")
+    rows: list[tuple[str, Callable[[Summary], str]]] = [
+        ("items", lambda s: str(s.n)),
+        ("correct", lambda s: str(s.correct)),
+        ("accuracy", lambda s: f"{s.accuracy:.1%}"),
+        ("95% CI (Wilson)", lambda s: f"{s.ci_low:.1%} – {s.ci_high:.1%}"),
+        ("answered", lambda s: f"{s.answered:.0%}"),
+        ("steps / item", lambda s: f"{s.mean_steps:.2f}"),
+        ("tool calls / item", lambda s: f"{s.mean_tool_calls:.2f}"),
+        ("generated tokens / item", lambda s: f"{s.mean_generated_tokens:.0f}"),
+        ("prompt tokens evaluated / item", lambda s: f"{s.mean_prompt_evaluated:.0f}"),
+        ("seconds / item", lambda s: f"{s.mean_seconds:.2f}"),
+        ("errors", lambda s: str(s.errors)),
+    ]
+    for label, cell in rows:
+        table.add_row(label, *(cell(s) for s in summaries))
+    if comparison is not None:
+        table.caption = (
+            f"difference (compare - base) on {comparison.n_paired} paired items: "
+            f"{comparison.difference:+.1%}; only base right: {comparison.only_base}, "
+            f"only compare right: {comparison.only_other}"
+        )
+    return table
+
+
+def plot(summaries: Sequence[Summary], path: str | Path) -> None:
+    """Accuracy (with its interval) and cost per item of each configuration, as a PNG.
+
+    Needs matplotlib (`pip install 'qwq-agent[plot]'`); raises ValueError saying so otherwise.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ValueError("--plot needs matplotlib: pip install 'qwq-agent[plot]'") from None
+    names = [s.config for s in summaries]
+    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(10, 3.4))
+    accuracy = [s.accuracy * 100 for s in summaries]
+    errors = [
+        [(s.accuracy - s.ci_low) * 100 for s in summaries],
+        [(s.ci_high - s.accuracy) * 100 for s in summaries],
+    ]
+    left.bar(names, accuracy, yerr=errors, capsize=6, color="#4c72b0")
+    left.set_ylim(0, 100)
+    left.set_title("accuracy, % (95% CI)")
+    middle.bar(names, [s.mean_generated_tokens for s in summaries], color="#dd8452")
+    middle.set_title("generated tokens / item")
+    right.bar(names, [s.mean_seconds for s in summaries], color="#55a868")
+    right.set_title("seconds / item")
+    for axis in (left, middle, right):
+        axis.spines[["top", "right"]].set_visible(False)
+    figure.suptitle(f"qwq-agent eval: {summaries[0].n} items")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+def command(args: Any) -> int:
+    """`qwq-agent eval DATASET`: run, write, resume, summarize (see `agent.cli` for the options)."""
+    import sys
+
+    from rich.console import Console
+
+    from agent.cli import make_agent
+
+    items = load_items(
+        args.dataset,
+        question_key=args.question_key,
+        answer_key=args.answer_key,
+        id_key=args.id_key,
+        offset=args.offset,
+        limit=args.limit,
+    )
+    if not items:
+        raise ValueError(f"no items in {args.dataset} from line {args.offset + 1}")
+    console = Console(stderr=True)
+    configs = [("base", args)]
+    if args.compare is not None:
+        configs.append(("compare", compare_args(args)))
+    everything: dict[str, list[ItemResult]] = {}
+    for name, config_args in configs:
+        agent = make_agent(config_args)
+        workers = args.workers
+        if workers > 1 and not serves_in_parallel(agent.model):
+            console.print(
+                f"[yellow]--workers {workers}: the model runs in this process and serves one episode at a "
+                "time; running serially[/yellow]"
+            )
+            workers = 1
+        label = f"{name}: {agent.model.name}" if len(configs) > 1 else agent.model.name
+        with _rich_progress(console, label) as progress:
+            everything[name] = evaluate(
+                items, agent.run, config=name, output=args.output, workers=workers, progress=progress
+            )
+        del agent  # free the model before the next configuration loads its own
+    base = summarize(everything["base"], "base")
+    comparison = compare(everything["base"], everything["compare"]) if "compare" in everything else None
+    summaries = [base] + ([comparison.other] if comparison else [])
+    table = summary_table(summaries, comparison)
+    if args.json:
+        console.print(table)
+        print(json.dumps(summary_json(base, comparison)))
+    else:
+        Console().print(table)
+    if args.plot:
+        plot(summaries, args.plot)
+        console.print(f"plot written to {args.plot}")
+    sys.stdout.flush()
+    return 0
+
+
+def serves_in_parallel(model: Any) -> bool:
+    """Whether episodes on `model` may run at once: a served model (or one that says `parallel`)."""
+    if getattr(model, "parallel", False):
+        return True
+    try:
+        from agent.openai_model import OpenAIModel
+    except ImportError:
+        return False
+    return isinstance(model, OpenAIModel)
+
+
+def compare_args(args: Any) -> Any:
+    """The base options with those of `--compare "OPTIONS"` laid over them."""
+    import argparse
+    import shlex
+
+    from agent.cli import build_parser
+
+    parser = build_parser()
+    defaults = parser.parse_args(["eval", args.dataset])
+    overrides = parser.parse_args(["eval", args.dataset, *shlex.split(args.compare)])
+    merged = argparse.Namespace(**vars(args))
+    for key, value in vars(overrides).items():
+        if value != getattr(defaults, key, None):
+            setattr(merged, key, value)
+    return merged
+
+
+class _rich_progress:
+    """A rich progress bar on stderr: items done, accuracy so far, time left."""
+
+    def __init__(self, console: Any, label: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
+
+        self.bar = Bar(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("accuracy {task.fields[accuracy]}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.label = label
+        self.done = self.correct = 0
+        self.task: Any = None
+
+    def __enter__(self) -> Progress:
+        self.bar.start()
+
+        def start(total: int, done: int, correct: int) -> None:
+            self.done, self.correct = done, correct
+            self.task = self.bar.add_task(self.label, total=total, completed=done, accuracy=self._accuracy())
+
+        def advance(result: ItemResult) -> None:
+            self.done += 1
+            self.correct += result.correct
+            self.bar.update(self.task, advance=1, accuracy=self._accuracy())
+
+        return Progress(start, advance, lambda: None)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def _accuracy(self) -> str:
+        return f"{self.correct / self.done:.1%}" if self.done else "–"

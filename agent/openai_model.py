@@ -1,0 +1,241 @@
+"""A `Model` served over HTTP by an OpenAI-compatible server: llama.cpp's, llama-cpp-python's, vLLM.
+
+The agent keeps its own ChatML transcript, so this backend uses the raw text endpoint
+(`POST /v1/completions`, streamed), never chat completions: the server continues exactly the
+prompt the agent built, the model's reasoning arrives inline inside `<think>` (a
+`reasoning_content` field, should a server send one, is kept as thought text too), and tool-call
+bodies are generated under the agent's GBNF grammar, sent as `grammar` (llama.cpp and
+llama-cpp-python; pass `grammar_field="guided_grammar"` for vLLM, or None for servers without
+grammars, where a malformed call still goes back to the model as an observation).
+
+Tokens are local stand-ins: a token id here packs up to 7 bytes of text (a word, a number, a
+streamed piece), so ids are stable across processes and a checkpointed session resumes on any
+client, and the prompt sent is the transcript's text. Append-only still holds where it pays:
+every request's prompt extends the previous one's text, so the server's prefix cache
+(llama.cpp's `cache_prompt`, vLLM's prefix caching) evaluates only what is new. Token counts for
+budgets and the context check are approximate (a stand-in is about one real token); `reused` and
+`evaluated` are counted by prefix match on stand-ins, as llama.cpp matches its one cache.
+
+This module does not start servers, render chat formats, nor retry failed requests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from agent.model import Generation, ModelError, Piece, Sampling
+from agent.transcript import IM_END, neutralize
+
+END_TOKEN = 0
+"""The id of the end piece; no stand-in packs to 0."""
+
+# Word-like runs, as a BPE pre-tokenizer splits them; each becomes one stand-in token or a few.
+_WORDS = re.compile(r" ?[A-Za-z]+| ?\d{1,3}| ?[^\w\s]+|\s+|.", re.DOTALL)
+
+
+def pack(text: str) -> list[int]:
+    """Stand-in tokens of `text`: each the UTF-8 of up to 7 bytes behind a 0x01 marker byte."""
+    ids: list[int] = []
+    for word in _WORDS.findall(text):
+        chunk = b""
+        for char in word:
+            encoded = char.encode()
+            if len(chunk) + len(encoded) > 7:
+                ids.append(int.from_bytes(b"\x01" + chunk))
+                chunk = b""
+            chunk += encoded
+        if chunk:
+            ids.append(int.from_bytes(b"\x01" + chunk))
+    return ids
+
+
+def unpack(ids: Sequence[int]) -> str:
+    """The text behind stand-in tokens."""
+    data = b"".join(i.to_bytes((i.bit_length() + 7) // 8)[1:] for i in ids if i != END_TOKEN)
+    return data.decode("utf-8", errors="replace")
+
+
+class OpenAIModel:
+    """A model behind an OpenAI-compatible `/v1/completions` endpoint."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        model_name: str | None = None,
+        context_size: int = 8192,
+        thinking: bool | None = None,
+        sampling: Sampling | None = None,
+        seed: int | None = None,
+        grammar_field: str | None = "grammar",
+        timeout: float = 600.0,
+    ) -> None:
+        """Connect to a server (and ask it for its model's name when `model_name` is None).
+
+        Args:
+            base_url: The API root, such as `http://127.0.0.1:8080/v1`.
+            api_key: Sent as a bearer token; `$OPENAI_API_KEY` when None.
+            model_name: The model to request; the server's first listed model when None.
+            context_size: The server's context length (budgets and the context check use it).
+            thinking: Whether the model reasons in `<think>` (QwQ, R1 distills); when None, read
+                from the chat template the server reports at `/props` (llama.cpp), else False.
+            sampling: Sampling to request; QwQ's recommendation for reasoning models, a cooler
+                one for instruct models.
+            seed: Sampling seed sent with each request, for reproducible runs.
+            grammar_field: The request field that takes a GBNF grammar: "grammar" (llama.cpp,
+                llama-cpp-python), "guided_grammar" (vLLM), or None to send none.
+            timeout: Seconds to wait for the next streamed piece (a large model's prefill on a
+                CPU can take minutes before the first one).
+        """
+        import os
+
+        import httpx
+
+        from agent.model import INSTRUCT_SAMPLING, REASONING_SAMPLING
+
+        self.base_url = base_url.rstrip("/")
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        # One pooled client: thread-safe, so batch workers share its connections.
+        self._http = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
+        self.grammar_field = grammar_field
+        self.seed = seed
+        self.name = model_name or self._first_model()
+        self.context_size = context_size
+        props = self._props()
+        template = props.get("chat_template", "") if isinstance(props, dict) else ""
+        self.thinking = "<think>" in template if thinking is None else thinking
+        self.sampling = sampling or (REASONING_SAMPLING if self.thinking else INSTRUCT_SAMPLING)
+        self._lock = threading.Lock()
+        self._cached: list[int] = []  # what the server last evaluated, as far as we can tell
+
+    def tokenize(self, text: str, special: bool) -> list[int]:
+        """Stand-in tokens; without `special`, structure tags are defused first.
+
+        The server tokenizes the prompt text with special tokens parsed, so data text must not
+        carry `<|im_end|>` and the like (the transcript defuses tool output already; this also
+        covers any other caller).
+        """
+        return pack(text if special else neutralize(text))
+
+    def generate(self, prompt: Sequence[int], *, max_tokens: int, grammar: str | None = None) -> Generation:
+        """Stream a continuation of `prompt` from the server; closing the generation aborts the request."""
+        prompt = list(prompt)
+        with self._lock:
+            reused = 0
+            for a, b in zip(self._cached, prompt, strict=False):
+                if a != b:
+                    break
+                reused += 1
+            self._cached = list(prompt)
+        body: dict[str, Any] = {
+            "model": self.name,
+            "prompt": unpack(prompt),
+            "max_tokens": max(1, min(max_tokens, self.context_size - len(prompt))),
+            "stream": True,
+            "stop": [IM_END],
+            "temperature": self.sampling.temperature,
+            "top_p": self.sampling.top_p,
+            "top_k": self.sampling.top_k,
+            "min_p": self.sampling.min_p,
+            "repeat_penalty": self.sampling.repeat_penalty,
+        }
+        if self.seed is not None:
+            body["seed"] = self.seed
+        if grammar and self.grammar_field:
+            body[self.grammar_field] = grammar
+        return Generation(reused, len(prompt) - reused, self._pieces(body, max_tokens))
+
+    def _pieces(self, body: dict[str, Any], max_tokens: int) -> Iterator[Piece]:
+        import httpx
+
+        count = 0
+        thought = False  # a reasoning_content stream is open
+        try:
+            with self._http.stream("POST", f"{self.base_url}/completions", json=body) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise self._error(response)
+                for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    choice = (json.loads(data).get("choices") or [{}])[0]
+                    reasoning = choice.get("reasoning_content") or choice.get("reasoning") or ""
+                    text = choice.get("text") or ""
+                    if text and thought:  # the server split the thought off: close it where it ended
+                        text, thought = "\n</think>\n\n" + text, False
+                    thought = thought or bool(reasoning)
+                    for piece_text in split_pieces(reasoning + text):
+                        count += 1
+                        yield Piece(pack(piece_text)[0] if piece_text else END_TOKEN, piece_text)
+                    if choice.get("finish_reason") == "stop":
+                        yield Piece(END_TOKEN, "", end=True)
+                        return
+                    if choice.get("finish_reason") or count >= max_tokens:
+                        return
+        except httpx.HTTPError as exc:
+            raise ModelError(f"the model server at {self.base_url} failed: {exc or type(exc).__name__}") from None
+
+    def _first_model(self) -> str:
+        import httpx
+
+        try:
+            response = self._http.get(f"{self.base_url}/models", timeout=10.0)
+        except httpx.HTTPError as exc:
+            raise ModelError(f"cannot reach the model server at {self.base_url}: {exc or type(exc).__name__}") from None
+        if response.status_code != 200:
+            raise self._error(response)
+        models = response.json().get("data") or []
+        if not models:
+            raise ModelError(f"the model server at {self.base_url} lists no model: pass --model-name")
+        return str(models[0]["id"])
+
+    def _props(self) -> Any:
+        # llama.cpp's server describes its model at /props (beside /v1); other servers have none.
+        import httpx
+
+        root = self.base_url.removesuffix("/v1")
+        try:
+            response = self._http.get(f"{root}/props", timeout=10.0)
+            return response.json() if response.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError):
+            return {}
+
+    def _error(self, response: Any) -> ModelError:
+        if response.status_code in (401, 403):
+            return ModelError(f"the model server at {self.base_url} refused the API key (HTTP {response.status_code})")
+        detail = response.text.strip().replace("\n", " ")[:300]
+        return ModelError(f"the model server at {self.base_url} answered HTTP {response.status_code}: {detail}")
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about the served model, for `doctor` and results."""
+        return {
+            "name": self.name,
+            "server": self.base_url,
+            "context_size": self.context_size,
+            "thinking": self.thinking,
+        }
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+
+def split_pieces(text: str) -> list[str]:
+    """A streamed piece of text cut so each part packs into one stand-in token."""
+    parts: list[str] = []
+    chunk = ""
+    for char in text:
+        if len((chunk + char).encode()) > 7:
+            parts.append(chunk)
+            chunk = ""
+        chunk += char
+    return [*parts, chunk] if chunk else parts

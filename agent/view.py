@@ -1,0 +1,516 @@
+"""The terminal view: how an episode's events look to a person watching it.
+
+`View.show(event)` renders one event as it arrives. On a colour terminal (rich) the model's
+reasoning streams dimmed behind a gutter, or collapses to a short live tail and a one-line
+summary (`collapse_reasoning`), or is hidden (`show_reasoning=False`); tool calls and their
+observations get panels of their own with the tool's duration; a live status line at the bottom
+shows the step, what the model is doing, tokens per second, the context used and the time; the
+answer ends in a highlighted panel with LaTeX-ish math made readable. When the output is piped,
+`NO_COLOR` is set or `TERM=dumb`, the same events print as plain lines (`→ tool {...}`,
+`← output  (0.30s)`) with no escape codes.
+
+`StepTimer` derives per-step figures (prefill and generation time, tokens per second, context
+used) from event arrival times; traces use it too. This module only prints: it never runs a
+model, and rich is imported only when a colour view is made, so importing it stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+from agent import records
+
+if TYPE_CHECKING:
+    from agent.records import Event, Result
+
+
+def use_color(out: IO[str]) -> bool:
+    """Whether `out` gets colour: a terminal, `NO_COLOR` unset (https://no-color.org), `TERM` not dumb."""
+    isatty = getattr(out, "isatty", None)
+    return bool(isatty and isatty()) and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+@dataclass(frozen=True)
+class StepFigures:
+    """What one reasoning step cost, measured from the events' arrival times."""
+
+    step: int
+    """1 for the first step of the episode."""
+    prompt_evaluated: int
+    """Prompt tokens llama.cpp had to evaluate."""
+    prompt_reused: int
+    """Prompt tokens taken from the KV cache."""
+    generated: int
+    """Tokens the model generated in this step."""
+    seconds: float
+    """Wall time of the step, prefill included, tools excluded."""
+    prefill_seconds: float | None
+    """Time until the first generated text arrived (prompt evaluation); None when no text came
+    (a step that only wrote a constrained tool call streams no text)."""
+    tokens_per_second: float | None
+    """Generation speed: generated tokens over the time after the first text; None when no text
+    streamed (then prompt evaluation and generation cannot be told apart)."""
+    context_used: int
+    """Tokens in the context at the end of the step (prompt plus generation)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return dict(self.__dict__)
+
+
+class StepTimer:
+    """Turns event arrival times into per-step figures.
+
+    A step runs from the end of the previous step (or its last tool call) to its `StepFinished`;
+    its prefill ends when its first text arrives. Times are seconds on any one clock.
+    """
+
+    def __init__(self, began: float) -> None:
+        """Start timing at `began` (the episode's start)."""
+        self.step_began = began
+        self.first_text: float | None = None
+        self.pieces = 0
+        self.context_used = 0
+
+    def text(self, at: float) -> None:
+        """A piece of reasoning or answer text arrived at `at`."""
+        if self.first_text is None:
+            self.first_text = at
+        self.pieces += 1
+
+    def live_rate(self, now: float) -> float:
+        """Text pieces per second so far in this step: a live estimate of tokens per second."""
+        if self.first_text is None or now - self.first_text < 0.2:
+            return 0.0
+        return self.pieces / (now - self.first_text)
+
+    def resume(self, at: float) -> None:
+        """A tool call ended at `at`: the next step starts here (tool time is not model time)."""
+        self.step_began, self.first_text, self.pieces = at, None, 0
+
+    def finish(self, event: records.StepFinished, at: float) -> StepFigures:
+        """The step ended at `at`; returns its figures and starts the next step."""
+        seconds = max(at - self.step_began, 0.0)
+        prefill = None if self.first_text is None else round(max(self.first_text - self.step_began, 0.0), 4)
+        generating = at - self.first_text if self.first_text is not None else 0.0
+        rate = round(event.generated / generating, 2) if generating > 0 and event.generated else None
+        self.context_used = event.prompt_evaluated + event.prompt_reused + event.generated
+        figures = StepFigures(
+            event.step,
+            event.prompt_evaluated,
+            event.prompt_reused,
+            event.generated,
+            round(seconds, 4),
+            prefill,
+            rate,
+            self.context_used,
+        )
+        self.resume(at)
+        return figures
+
+
+_SYMBOLS = {
+    r"\cdot": "·",
+    r"\times": "×",
+    r"\div": "÷",
+    r"\pm": "±",
+    r"\mp": "∓",
+    r"\leq": "≤",
+    r"\le": "≤",
+    r"\geq": "≥",
+    r"\ge": "≥",
+    r"\neq": "≠",
+    r"\ne": "≠",
+    r"\approx": "≈",
+    r"\infty": "∞",
+    r"\pi": "π",
+    r"\theta": "θ",
+    r"\alpha": "α",
+    r"\beta": "β",
+    r"\lambda": "λ",
+    r"\sum": "Σ",
+    r"\to": "→",
+    r"\rightarrow": "→",
+    r"\implies": "⟹",
+    r"\circ": "°",
+    r"\%": "%",
+    r"\,": " ",
+    r"\;": " ",
+    r"\!": "",
+    r"\quad": " ",
+    r"\left": "",
+    r"\right": "",
+    r"\displaystyle": "",
+}
+_SUPERSCRIPTS = str.maketrans("0123456789+-()n", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁽⁾ⁿ")
+
+
+def _group(text: str, start: int) -> tuple[str, int] | None:
+    """The `{...}` group opening at `text[start]` (nested braces allowed) and the index after it."""
+    if start >= len(text) or text[start] != "{":
+        return None
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[start + 1 : i], i + 1
+    return None
+
+
+def _wrap(part: str) -> str:
+    # a/b needs no brackets; (a+b)/(c d) does, or it would read differently.
+    return part if re.fullmatch(r"[\w.√π]+", part) else f"({part})"
+
+
+def readable_math(text: str) -> str:
+    """LaTeX-ish math as plain readable text: `$\\frac{1}{2}$` → `1/2`, `\\boxed{x^{2}}` → `x²`.
+
+    Only the common notation models write in answers is rewritten; anything else is left as it
+    was, so nothing is lost.
+    """
+    commands = ("boxed", "text", "mathrm", "mathbf", "operatorname", "frac", "dfrac", "tfrac", "sqrt")
+    out, i = [], 0
+    while i < len(text):
+        match = re.match(r"\\([a-zA-Z]+)", text[i:])
+        name = match.group(1) if match else ""
+        if name in commands:
+            first = _group(text, i + len(name) + 1)
+            if first is not None:
+                inner, after = first
+                if name in ("frac", "dfrac", "tfrac"):
+                    second = _group(text, after)
+                    if second is not None:
+                        out.append(f"{_wrap(readable_math(inner))}/{_wrap(readable_math(second[0]))}")
+                        i = second[1]
+                        continue
+                elif name == "sqrt":
+                    out.append("√" + _wrap(readable_math(inner)))
+                    i = after
+                    continue
+                else:
+                    out.append(readable_math(inner))
+                    i = after
+                    continue
+        out.append(text[i])
+        i += 1
+    plain = "".join(out)
+    for command in sorted(_SYMBOLS, key=len, reverse=True):  # \leq before \le
+        plain = re.sub(re.escape(command) + r"(?![a-zA-Z])", _SYMBOLS[command].replace("\\", r"\\"), plain)
+    plain = re.sub(
+        r"\^\{([0-9n+\-()]+)\}|\^([0-9n])", lambda m: (m.group(1) or m.group(2)).translate(_SUPERSCRIPTS), plain
+    )
+    plain = re.sub(r"\$\$|\$|\\\(|\\\)|\\\[|\\\]", "", plain)
+    return plain
+
+
+class View:
+    """Renders an episode's events for a person, on a colour terminal or as plain text."""
+
+    def __init__(
+        self,
+        out: IO[str],
+        *,
+        show_reasoning: bool = True,
+        collapse_reasoning: bool = False,
+        show_answer: bool = True,
+        context_size: int | None = None,
+        color: bool | None = None,
+        width: int | None = None,
+    ) -> None:
+        """Make a view.
+
+        Args:
+            out: Where events go (stderr for the CLI: stdout is kept for the answer).
+            show_reasoning: False hides the model's reasoning altogether.
+            collapse_reasoning: On a colour terminal, show only a live tail of the reasoning and
+                then a one-line summary per step.
+            show_answer: Whether streamed answer text is shown here (the CLI prints the answer
+                on stdout itself when stdout is a terminal).
+            context_size: The model's context, for the "context used" figure.
+            color: Force the colour view on or off; by default it follows `use_color(out)`.
+            width: Terminal width for the colour view; by default the terminal's.
+        """
+        self.out = out
+        self.show_reasoning = show_reasoning
+        self.collapse_reasoning = collapse_reasoning
+        self.show_answer = show_answer
+        self.context_size = context_size
+        self.color = use_color(out) if color is None else color
+        self.fresh_line = True
+        self.timer = StepTimer(time.monotonic())
+        self.steps: list[StepFigures] = []
+        self.began = time.monotonic()
+        self._live: Any = None
+        self._partial = ""  # reasoning text not yet ending in a newline (colour view)
+        self._tail: list[str] = []  # recent reasoning lines while collapsed
+        self._step_reasoning = 0  # characters of reasoning in the current step
+        self._answer = ""
+        self._activity = "starting"
+        self._clock = time.monotonic
+        if self.color:
+            try:
+                from rich.console import Console
+            except ImportError:  # rich is a dependency; without it the view still works, plainly
+                self.color = False
+            else:
+                self.console = Console(file=out, width=width, highlight=False, soft_wrap=False)
+
+    # -- the episode -------------------------------------------------------------------------
+
+    def begin(self, question: str | None = None, at: float | None = None) -> None:
+        """An episode starts (optionally print its question, as a replayed trace does)."""
+        now = self._clock() if at is None else at
+        self.timer = StepTimer(now)
+        self.began = now
+        self.steps = []
+        self._answer, self._partial, self._tail, self._step_reasoning = "", "", [], 0
+        self._activity = "reading the question"
+        if question is not None:
+            if self.color:
+                from rich.text import Text
+
+                self.console.print(Text("? ", style="bold magenta") + Text(question, style="bold"))
+            else:
+                self.line(f"? {question}")
+
+    def show(self, event: Event, at: float | None = None) -> Result | None:
+        """Render one event (`at`: when it happened, for replays); returns the `Result` at the end."""
+        now = self._clock() if at is None else at
+        if isinstance(event, records.ReasoningText | records.AnswerText):
+            self.timer.text(now)
+        if self.color:
+            return self._show_rich(event, now)
+        return self._show_plain(event, now)
+
+    def close(self) -> None:
+        """Stop the live status line (after an interruption, say); safe to call twice."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def answer(self, result: Result, out: IO[str]) -> None:
+        """Print the final answer on `out`: a highlighted panel on a colour terminal, else plain."""
+        if result.answer is None:
+            return
+        if use_color(out) and self.color:
+            from rich.console import Console
+
+            self._answer_panel(Console(file=out, highlight=False), result)
+        else:
+            print(result.answer, file=out, flush=True)
+
+    # -- plain text --------------------------------------------------------------------------
+
+    def _show_plain(self, event: Event, now: float) -> Result | None:
+        match event:
+            case records.ReasoningText(text) if self.show_reasoning:
+                self.write(text)
+            case records.AnswerText(text) if self.show_answer:
+                self.write(text)
+            case records.ToolCallStarted(name, arguments):
+                self.line(f"→ {name} {json.dumps(arguments, ensure_ascii=False)}")
+            case records.Observation(call):
+                self.timer.resume(now)
+                mark = "✗" if call.error else "←"
+                self.line(f"{mark} {call.output}  ({call.seconds:.2f}s)")
+            case records.StepFinished():
+                figures = self._finish_step(event, now)
+                self.line(f"[{self._figures_text(figures)}]")
+            case records.Final(result):
+                return result
+        return None
+
+    def write(self, text: str) -> None:
+        """Write text as it streams (plain view)."""
+        if text:
+            self.out.write(text)
+            self.out.flush()
+            self.fresh_line = text.endswith("\n")
+
+    def line(self, text: str) -> None:
+        """Write `text` on a line of its own (plain view)."""
+        self.write(("" if self.fresh_line else "\n") + text + "\n")
+
+    # -- colour ------------------------------------------------------------------------------
+
+    def _show_rich(self, event: Event, now: float) -> Result | None:
+        from rich.panel import Panel
+        from rich.text import Text
+
+        if self._live is None and not isinstance(event, records.Final | records.ApprovalRequested):
+            self._start_live()
+        match event:
+            case records.ReasoningText(text):
+                self._activity = "thinking"
+                self._step_reasoning += len(text)
+                if self.show_reasoning:
+                    self._reason(text)
+            case records.AnswerText(text):
+                self._activity = "answering"
+                self._answer += text
+            case records.ToolCallStarted(name, arguments):
+                self._flush_reasoning()
+                self._activity = f"running {name}"
+                self.console.print(
+                    Panel(
+                        _arguments(arguments), title=f"→ {name}", title_align="left", border_style="cyan", expand=False
+                    )
+                )
+            case records.Observation(call):
+                self.timer.resume(now)
+                self._activity = "reading the result"
+                style = "red" if call.error else "green"
+                title = f"{'✗' if call.error else '←'} {call.name or 'bad call'} · {call.seconds:.2f} s"
+                body = Text(_clip_lines(call.output.rstrip(), 20), style="red" if call.error else "")
+                self.console.print(Panel(body, title=title, title_align="left", border_style=style, expand=False))
+            case records.StepFinished():
+                self._flush_reasoning()
+                if self.show_reasoning and self.collapse_reasoning and self._step_reasoning:
+                    self.console.print(
+                        Text(f"▸ reasoning collapsed ({self._step_reasoning:,} characters)", style="dim")
+                    )
+                self._step_reasoning, self._tail = 0, []
+                figures = self._finish_step(event, now)
+                self.console.print(
+                    Text(f"── {self._figures_text(figures, short=True)}", style="dim"),
+                    no_wrap=True,
+                    overflow="ellipsis",
+                )
+                self._activity = "next step"
+            case records.ApprovalRequested():
+                self._flush_reasoning()
+                self.close()  # a question follows on this terminal: the live line must not redraw over it
+            case records.Final(result):
+                self.close()
+                if self.show_answer and result.answer is not None:
+                    self._answer_panel(self.console, result)
+                return result
+        return None
+
+    def _start_live(self) -> None:
+        from rich.live import Live
+
+        # rich's thread redraws from `_status` itself, so the spinner and timer move between events.
+        self._live = Live(console=self.console, refresh_per_second=8, transient=True, get_renderable=self._status)
+        self._live.start()
+
+    def _reason(self, text: str) -> None:
+        """Stream reasoning: whole lines print above the status line, the unfinished one inside it."""
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        width = max(self.console.width - 4, 20)
+        while len(self._partial) > width:  # wrap long paragraphs ourselves: the live area stays small
+            cut = self._partial.rfind(" ", 0, width)
+            cut = cut if cut > 0 else width
+            lines.append(self._partial[:cut])
+            self._partial = self._partial[cut:].lstrip(" ")
+        for line in lines:
+            self._reasoning_line(line)
+
+    def _reasoning_line(self, line: str) -> None:
+        from rich.text import Text
+
+        if self.collapse_reasoning:
+            self._tail = [*self._tail, line][-4:]
+        else:
+            self.console.print(Text("│ ", style="magenta dim") + Text(line, style="dim italic"))
+
+    def _flush_reasoning(self) -> None:
+        if self._partial.strip():
+            self._reasoning_line(self._partial)
+        self._partial = ""
+
+    def _status(self) -> Any:
+        from rich.console import Group
+        from rich.spinner import Spinner
+        from rich.text import Text
+
+        parts: list[Any] = []
+        if self.show_reasoning:
+            shown = [*self._tail, self._partial] if self.collapse_reasoning else [self._partial]
+            for line in shown:
+                if line.strip():
+                    parts.append(Text("│ ", style="magenta dim") + Text(line, style="dim italic"))
+        if self._answer.strip():
+            parts.append(Text(readable_math(self._answer.strip()), style="bold"))
+        now = self._clock()
+        step = len(self.steps) + 1
+        figures = [f"step {step}", self._activity]
+        rate = self.timer.live_rate(now)
+        if rate:
+            figures.append(f"{rate:.0f} tok/s")
+        if self.timer.context_used:
+            figures.append(self._context_text(self.timer.context_used))
+        figures.append(f"{now - self.began:.1f} s")
+        parts.append(Spinner("dots", Text(" · ".join(figures), style="cyan"), style="cyan"))
+        return Group(*parts)
+
+    def _answer_panel(self, console: Any, result: Result) -> None:
+        from rich.panel import Panel
+        from rich.text import Text
+
+        stats = result.stats or {}
+        subtitle = (
+            f"{_count(stats.get('steps', 0), 'step')} · {_count(stats.get('tool_calls', 0), 'tool call')} · "
+            f"{_count(stats.get('generated_tokens', 0), 'token')} · {stats.get('time_total_s', 0):.1f} s"
+        )
+        body = Text(readable_math(result.answer or ""), style="bold")
+        # Wide enough for the figures underneath, never wider than the terminal.
+        width = min(console.width, max(body.cell_len + 4, len(subtitle) + 6))
+        panel = Panel(body, title="Answer", title_align="left", subtitle=subtitle, subtitle_align="right")
+        panel.border_style, panel.width = "bold green", width
+        console.print(panel)
+
+    # -- shared ------------------------------------------------------------------------------
+
+    def _finish_step(self, event: records.StepFinished, now: float) -> StepFigures:
+        figures = self.timer.finish(event, now)
+        self.steps.append(figures)
+        return figures
+
+    def _context_text(self, used: int) -> str:
+        if self.context_size:
+            return f"context {used:,}/{self.context_size:,} ({100 * used / self.context_size:.0f}%)"
+        return f"context {used:,}"
+
+    def _figures_text(self, f: StepFigures, *, short: bool = False) -> str:
+        prefill = "" if f.prefill_seconds is None else f" in {f.prefill_seconds:.2f} s"
+        rate = "" if f.tokens_per_second is None else f" at {f.tokens_per_second:.0f} tok/s"
+        if short:
+            return (
+                f"step {f.step} · prompt {f.prompt_evaluated:,} new + {f.prompt_reused:,} cached{prefill}"
+                f" · {f.generated:,} tokens{rate} · {self._context_text(f.context_used)} · {f.seconds:.1f} s"
+            )
+        return (
+            f"step {f.step}: prompt {f.prompt_evaluated:,} evaluated + {f.prompt_reused:,} reused{prefill}"
+            f" · {f.generated:,} generated{rate} · {self._context_text(f.context_used)} · {f.seconds:.2f} s"
+        )
+
+
+def _arguments(arguments: dict[str, Any]) -> Any:
+    """A tool call's arguments: code as highlighted Python, anything else as compact JSON."""
+    from rich.syntax import Syntax
+    from rich.text import Text
+
+    code = arguments.get("code")
+    if isinstance(code, str) and len(arguments) <= 2:
+        return Syntax(code, "python", theme="ansi_dark", background_color="default")
+    return Text(json.dumps(arguments, ensure_ascii=False))
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 step`, `2 steps`."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _clip_lines(text: str, limit: int) -> str:
+    """At most `limit` lines of `text` (the full output is in the result and the trace)."""
+    lines = text.splitlines() or [""]
+    if len(lines) <= limit:
+        return text
+    return "\n".join([*lines[:limit], f"… {len(lines) - limit} more lines"])

@@ -1,0 +1,355 @@
+"""Scripted workflows: a YAML file of agent steps, each prompt filled from variables and earlier answers.
+
+    name: Compound interest
+    vars:                 # inputs: a default, or null for one that must be given (--var NAME=VALUE)
+      principal: 1000
+    defaults:             # options for every step
+      max_steps: 4
+    steps:
+      - id: compute       # the step's answer becomes the variable {{compute}} for later steps
+        prompt: "What is {{principal}} * 1.05^10?"
+        tools: [calculator]
+      - id: report
+        prompt: "Write one sentence reporting {{compute}}."
+        tools: []
+    output: report        # the answer printed at the end (default: the last step's)
+
+Step options: `prompt` (required), `tools` (built-in names; [] for none), `max_steps`,
+`max_tokens`, `max_seconds`, `tool_choice`. The whole file is checked before anything runs, and
+every problem is reported as `FILE:LINE: where: what`, with a suggestion for a misspelt key or
+variable. Each step is one episode with its own agent on the shared model.
+
+This module does not loop, branch or run steps in parallel, and templates do no more than
+substitute `{{name}}`: a workflow is a straight pipeline, so that a file reads as what it does.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.records import Result
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TOP_KEYS = ("name", "description", "vars", "defaults", "steps", "output")
+_STEP_OPTIONS: dict[str, type | tuple[type, ...]] = {
+    "tools": list,
+    "max_steps": int,
+    "max_tokens": int,
+    "max_seconds": (int, float),
+    "tool_choice": str,
+}
+
+
+class WorkflowError(ValueError):
+    """A workflow file is invalid; the message starts with `FILE:LINE:`."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One agent task of a workflow."""
+
+    id: str
+    """Its name; its answer is the variable `{{id}}` for the steps after it."""
+    prompt: str
+    """The question, with `{{name}}` placeholders."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Agent options: tools, max_steps, max_tokens, max_seconds, tool_choice (defaults merged in)."""
+    line: int = 0
+    """Where the step starts in the file."""
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A checked workflow file."""
+
+    name: str
+    """Its title."""
+    variables: Mapping[str, str | None]
+    """Inputs and their defaults (None: must be given)."""
+    steps: tuple[Step, ...]
+    """The steps, in order."""
+    output: str
+    """The step whose answer is the workflow's answer."""
+    path: str = ""
+    """The file it came from."""
+
+    def bind(self, given: Mapping[str, str]) -> dict[str, str]:
+        """The inputs with `given` applied; `WorkflowError` for an unknown or missing one."""
+        for name in given:
+            if name not in self.variables:
+                hint = _suggest(name, self.variables)
+                raise WorkflowError(f"{self.path}: --var {name}: the workflow has no such variable{hint}")
+        values = {name: given.get(name, default) for name, default in self.variables.items()}
+        missing = [name for name, value in values.items() if value is None]
+        if missing:
+            raise WorkflowError(f"{self.path}: give a value with --var for: {', '.join(missing)}")
+        return {name: str(value) for name, value in values.items()}
+
+    def run(
+        self,
+        model: Any,
+        variables: Mapping[str, str] | None = None,
+        *,
+        approval: str = "auto",
+        ask: Callable[[Any, Step, str], Result] | None = None,
+    ) -> WorkflowResult:
+        """Run the steps in order on `model`, stopping at the first step without an answer.
+
+        `ask(agent, step, prompt)` runs one step (the CLI streams it and asks for approvals);
+        by default `agent.run(prompt)`.
+        """
+        from agent.api import Agent
+        from tools import default_tools
+
+        values = self.bind(variables or {})
+        results: list[tuple[str, Result]] = []
+        for step in self.steps:
+            prompt = fill(step.prompt, values)
+            options = dict(step.options)
+            tools = default_tools(options.pop("tools", None))
+            agent = Agent(model, tools, approval=approval, **options)  # type: ignore[arg-type]
+            result = ask(agent, step, prompt) if ask else agent.run(prompt)
+            results.append((step.id, result))
+            if result.answer is None:
+                break
+            values[step.id] = result.answer
+        return WorkflowResult(tuple(results), values.get(self.output) if len(results) == len(self.steps) else None)
+
+
+@dataclass(frozen=True)
+class WorkflowResult:
+    """What a workflow run produced."""
+
+    steps: tuple[tuple[str, Result], ...]
+    """Each step run, by id, with its result; a step without an answer ends the run."""
+    answer: str | None
+    """The output step's answer, or None if the run stopped early."""
+
+
+def fill(template: str, values: Mapping[str, str]) -> str:
+    """Substitute `{{name}}` placeholders (all names were checked when the file was loaded)."""
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def load_workflow(path: str | os.PathLike[str]) -> Workflow:
+    """Read and check a workflow file; `WorkflowError` says where and what is wrong."""
+    import yaml
+
+    text = Path(path).read_text(encoding="utf-8")
+    where = str(path)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise WorkflowError(f"{where}:{line}: not valid YAML: {exc.problem or exc.context}") from None
+    return _Checker(where).workflow(root)
+
+
+class _Checker:
+    """Turns the YAML node tree into a `Workflow`, with line numbers for every problem."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, node: Any, what: str, problem: str) -> WorkflowError:
+        line = node.start_mark.line + 1 if node is not None else 1
+        return WorkflowError(f"{self.path}:{line}: {what}: {problem}")
+
+    def mapping(self, node: Any, what: str, allowed: tuple[str, ...]) -> dict[str, tuple[Any, Any]]:
+        import yaml
+
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, what, "must be a mapping of keys to values")
+        out: dict[str, tuple[Any, Any]] = {}
+        for key, value in node.value:
+            name = self.scalar(key, what)
+            if allowed and name not in allowed:
+                raise self.fail(
+                    key, what, f"unknown key {name!r}{_suggest(name, allowed)}; allowed: {', '.join(allowed)}"
+                )
+            if name in out:
+                raise self.fail(key, what, f"{name!r} is given twice")
+            out[name] = (key, value)
+        return out
+
+    def scalar(self, node: Any, what: str) -> Any:
+        import yaml
+
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, what, "must be a single value, not a list or mapping")
+        return yaml.SafeLoader(self.path).construct_object(node)
+
+    def workflow(self, root: Any) -> Workflow:
+        import yaml
+
+        if root is None:
+            raise WorkflowError(f"{self.path}:1: the file is empty; a workflow needs steps")
+        top = self.mapping(root, "workflow", _TOP_KEYS)
+        if "steps" not in top:
+            raise self.fail(root, "workflow", "needs a 'steps' list")
+        variables: dict[str, str | None] = {}
+        for name, (key, value) in self.mapping(top["vars"][1], "vars", ()).items() if "vars" in top else ():
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                raise self.fail(key, "vars", f"{name!r} is not a variable name (letters, digits, _)")
+            raw = self.scalar(value, f"vars.{name}")
+            variables[name] = None if raw is None else str(raw)
+        defaults = self.options(top["defaults"][1], "defaults") if "defaults" in top else {}
+        steps_node = top["steps"][1]
+        if not isinstance(steps_node, yaml.SequenceNode) or not steps_node.value:
+            raise self.fail(steps_node, "steps", "must be a non-empty list of steps")
+        known = set(variables)
+        steps: list[Step] = []
+        for index, node in enumerate(steps_node.value, start=1):
+            what = f"steps[{index}]"
+            fields = self.mapping(node, what, ("id", "prompt", *_STEP_OPTIONS))
+            for required in ("id", "prompt"):
+                if required not in fields:
+                    raise self.fail(node, what, f"needs {required!r}")
+            step_id = self.scalar(fields["id"][1], f"{what}.id")
+            if not isinstance(step_id, str) or not _NAME.fullmatch(step_id):
+                raise self.fail(fields["id"][1], f"{what}.id", f"{step_id!r} is not a name (letters, digits, _)")
+            if step_id in known:
+                clash = "a variable" if step_id in variables else "an earlier step"
+                raise self.fail(fields["id"][1], f"{what}.id", f"{step_id!r} is already the name of {clash}")
+            prompt_node = fields["prompt"][1]
+            prompt = self.scalar(prompt_node, f"{step_id}.prompt")
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise self.fail(prompt_node, f"{step_id}.prompt", "must be non-empty text")
+            later = _step_ids(steps_node.value[index:])
+            for match in _PLACEHOLDER.finditer(prompt):
+                name = match.group(1)
+                if name in known:
+                    continue
+                if name == step_id:
+                    problem = f"{{{{{name}}}}} is this step's own answer; a step can use only earlier ones"
+                elif name in later:
+                    problem = f"{{{{{name}}}}} is the answer of a later step; a step can use only earlier ones"
+                else:
+                    problem = f"unknown variable {{{{{name}}}}}{_suggest(name, known)}; known here: "
+                    problem += ", ".join(sorted(known)) or "none"
+                raise self.fail(prompt_node, f"{step_id}.prompt", problem)
+            options = {**defaults, **self.options(node, step_id, fields)}
+            steps.append(Step(step_id, prompt, options, node.start_mark.line + 1))
+            known.add(step_id)
+        output = steps[-1].id
+        if "output" in top:
+            output = self.scalar(top["output"][1], "output")
+            if output not in {s.id for s in steps}:
+                ids = [s.id for s in steps]
+                raise self.fail(
+                    top["output"][1], "output", f"names no step{_suggest(str(output), ids)}; steps: {', '.join(ids)}"
+                )
+        name = self.scalar(top["name"][1], "name") if "name" in top else Path(self.path).stem
+        return Workflow(str(name), variables, tuple(steps), output, self.path)
+
+    def options(self, node: Any, what: str, fields: dict[str, tuple[Any, Any]] | None = None) -> dict[str, Any]:
+        """Agent options of a step (or of `defaults`), checked for type and tool names."""
+        import yaml
+
+        from tools import BUILTIN
+
+        fields = fields if fields is not None else self.mapping(node, what, tuple(_STEP_OPTIONS))
+        options: dict[str, Any] = {}
+        for key, kind in _STEP_OPTIONS.items():
+            if key not in fields:
+                continue
+            value_node = fields[key][1]
+            if key == "tools":
+                if isinstance(value_node, yaml.ScalarNode) and self.scalar(value_node, key) == "none":
+                    options[key] = []
+                    continue
+                if not isinstance(value_node, yaml.SequenceNode):
+                    raise self.fail(value_node, f"{what}.tools", "must be a list of tool names, such as [calculator]")
+                names = [self.scalar(n, f"{what}.tools") for n in value_node.value]
+                for name, item in zip(names, value_node.value, strict=True):
+                    if name not in BUILTIN:
+                        hint = _suggest(str(name), BUILTIN)
+                        raise self.fail(
+                            item, f"{what}.tools", f"no built-in tool {name!r}{hint}; tools: {', '.join(BUILTIN)}"
+                        )
+                options[key] = names
+                continue
+            value = self.scalar(value_node, f"{what}.{key}")
+            too_small = isinstance(value, int | float) and value <= 0
+            if not isinstance(value, kind) or isinstance(value, bool) or too_small:
+                expected = "text" if kind is str else "a number above zero"
+                raise self.fail(value_node, f"{what}.{key}", f"must be {expected}, not {value!r}")
+            options[key] = value
+        return options
+
+
+def _step_ids(nodes: list[Any]) -> set[str]:
+    """The ids written in these step nodes, whatever else is wrong with them."""
+    import yaml
+
+    return {
+        value.value
+        for node in nodes
+        if isinstance(node, yaml.MappingNode)
+        for key, value in node.value
+        if isinstance(key, yaml.ScalarNode) and key.value == "id" and isinstance(value, yaml.ScalarNode)
+    }
+
+
+def _suggest(name: str, choices: Any) -> str:
+    close = difflib.get_close_matches(name, [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def parse_vars(items: list[str]) -> dict[str, str]:
+    """`--var NAME=VALUE` options as a dict."""
+    values: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not _NAME.fullmatch(name.strip()):
+            raise WorkflowError(f"--var {item!r}: write it as NAME=VALUE")
+        values[name.strip()] = value
+    return values
+
+
+def command(args: Any) -> int:
+    """`qwq-agent run WORKFLOW.yaml [--var NAME=VALUE ...]`."""
+    import json
+    import sys
+
+    from agent.cli import EXIT_ANSWERED, EXIT_NO_ANSWER, make_agent, make_view, with_approvals
+    from agent.records import Final
+
+    workflow = load_workflow(args.workflow)
+    values = workflow.bind(parse_vars(args.var))  # fail before the model loads
+    first = make_agent(args)
+
+    def ask(agent: Any, step: Step, prompt: str) -> Result:
+        print(f"── {step.id}: {prompt}", file=sys.stderr)
+        view = make_view(args, agent, show_answer=True)
+        result = None
+        view.begin()
+        try:
+            for event in with_approvals(agent, agent.stream(prompt), None):
+                result = view.show(event) or result
+                if isinstance(event, Final):
+                    result = event.result
+        finally:
+            view.close()
+        assert result is not None
+        print(file=sys.stderr)
+        return result
+
+    outcome = workflow.run(first.model, values, approval=args.approve, ask=ask)
+    if args.json:
+        steps = {step: result.to_dict() for step, result in outcome.steps}
+        print(json.dumps({"workflow": workflow.name, "answer": outcome.answer, "steps": steps}, ensure_ascii=False))
+    elif outcome.answer is not None:
+        print(outcome.answer)
+    else:
+        step, result = outcome.steps[-1]
+        print(f"qwq-agent: step {step} gave no answer ({result.stop_reason}); the workflow stopped", file=sys.stderr)
+    return EXIT_ANSWERED if outcome.answer is not None else EXIT_NO_ANSWER

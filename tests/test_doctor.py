@@ -1,0 +1,101 @@
+"""`qwq-agent doctor` on this machine, with the network check injected (tests never go online)."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from agent import doctor
+from tools.sandbox import Layers
+
+
+def unreachable(host: str, port: int, timeout: float) -> None:
+    raise OSError(101, "Network is unreachable")
+
+
+def reachable(host: str, port: int, timeout: float) -> None:
+    assert (host, port) == doctor.SEARCH_HOST and timeout > 0
+
+
+@pytest.mark.model
+def test_doctor_on_this_machine_is_usable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("QWQ_CACHE_DIR", str(tmp_path / "cache"))
+    checks = doctor.run_checks(context_size=2048, reach=unreachable)
+    by_name = {c.name: c for c in checks}
+    assert list(by_name) == ["llama.cpp", "model", "memory", "sandbox", "network", "cache", "sessions"]
+    assert by_name["llama.cpp"].status in ("ok", "warn") and "llama-cpp-python" in by_name["llama.cpp"].detail
+    model = by_name["model"]
+    assert model.status == "ok" and "SmolLM2-135M-Instruct" in model.detail and "context 2,048" in model.detail
+    assert by_name["network"].status == "warn" and "Network is unreachable" in by_name["network"].detail
+    assert "--no-search" in by_name["network"].fix
+    assert by_name["cache"].status == "ok" and str(tmp_path / "cache") in by_name["cache"].detail
+    out = io.StringIO()
+    assert doctor.report(checks, out) == 0  # a warning leaves it usable
+    text = out.getvalue()
+    assert "✓ model: " in text and "! network: " in text and "    fix: " in text and text.endswith("usable\n")
+
+
+def test_a_missing_model_fails_with_the_fix(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent import cli
+
+    monkeypatch.setattr(doctor, "connect", reachable)
+    monkeypatch.setattr(doctor, "check_sandbox", lambda probe=None: doctor.Check("sandbox", "ok", "stub"))
+    assert cli.main(["doctor", "--model", "/nonexistent/model.gguf", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["usable"] is False
+    model = next(c for c in report["checks"] if c["name"] == "model")
+    assert model["status"] == "fail" and "model file not found" in model["detail"] and model["fix"]
+
+
+def test_a_hub_model_not_downloaded_is_not_fetched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    check = doctor.check_model("Qwen/QwQ-32B-GGUF:Q8_0")
+    assert check.status == "fail" and "not downloaded yet" in check.detail and "--model Qwen/QwQ-32B-GGUF" in check.fix
+
+
+def test_network_check_outcomes() -> None:
+    assert doctor.check_network(reachable).status == "ok"
+    assert doctor.check_network(unreachable).status == "warn"
+    release = threading.Event()
+    hung = doctor.check_network(lambda h, p, t: release.wait(), timeout=0.05)  # a DNS lookup that never returns
+    release.set()
+    assert hung.status == "warn" and "did not answer" in hung.detail
+
+
+def test_sandbox_layers_missing_warn_or_fail_when_strict(monkeypatch: pytest.MonkeyPatch) -> None:
+    bare = Layers(None, False, False, False, True, "bubblewrap (bwrap) is not installed")
+    monkeypatch.delenv("QWQ_SANDBOX_STRICT", raising=False)
+    loose = doctor.check_sandbox(lambda: bare)
+    assert loose.status == "warn" and "filesystem: the code can read and write your files" in loose.detail
+    assert "apt-get install bubblewrap" in loose.fix
+    monkeypatch.setenv("QWQ_SANDBOX_STRICT", "1")
+    assert doctor.check_sandbox(lambda: bare).status == "fail"
+    full = Layers("/usr/bin/bwrap", True, True, True, True)
+    assert doctor.check_sandbox(lambda: full).status == "ok"
+
+
+def test_directories(tmp_path: Path) -> None:
+    assert doctor.check_directory("cache", tmp_path).status == "ok"
+    assert "will be created" in doctor.check_directory("cache", tmp_path / "a" / "b").detail
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    failed = doctor.check_directory("sessions", blocker)
+    assert failed.status == "fail" and "not a directory" in failed.detail and "QWQ_SESSIONS" in failed.fix
+    assert doctor.check_directory("sessions", blocker / "sub").status == "fail"
+
+
+def test_failing_check_makes_the_report_exit_1() -> None:
+    out = io.StringIO()
+    checks = [doctor.Check("model", "fail", "model file not found: x.gguf", "pass --model")]
+    assert doctor.report(checks, out) == 1
+    assert (
+        out.getvalue()
+        == "✗ model: model file not found: x.gguf\n    fix: pass --model\nnot usable: see the fixes above\n"
+    )

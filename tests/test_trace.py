@@ -1,0 +1,219 @@
+"""Traces: written by a real (scripted) run, read back, replayed, and drawn as a page a browser loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent import Agent
+from agent.records import (
+    AnswerText,
+    ApprovalRequested,
+    Final,
+    Observation,
+    ReasoningText,
+    Result,
+    StepFinished,
+    ToolCall,
+    ToolCallStarted,
+)
+from agent.scripted import ScriptedModel
+from agent.trace import TraceError, Tracer, html, load, to_event, to_record
+from tools import tool
+
+QUESTION = "What is 2 + 3, and <b>why</b>?"
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two whole numbers.
+
+    Args:
+        a: The first number.
+        b: The second number.
+    """
+    return a + b
+
+
+def scripted_agent() -> Agent:
+    body = json.dumps({"name": "add", "arguments": {"a": 2, "b": 3}})
+    turns = [
+        f"I will add them.\n</think>\n\n<tool_call>\n{body}\n</tool_call>",
+        "The tool says 5.\n</think>\n\nIt is 5.",
+    ]
+    return Agent(ScriptedModel(turns, thinking=True), [add], examples=())  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def trace_file(tmp_path: Path) -> Path:
+    path = tmp_path / "run.jsonl"
+    tracer = Tracer(path, command="solve")
+    agent = tracer.attach(scripted_agent())
+    assert agent.run(QUESTION).answer == "It is 5."
+    tracer.close()
+    return path
+
+
+def test_every_event_is_written_with_times_and_tokens(trace_file: Path) -> None:
+    lines = [json.loads(line) for line in trace_file.read_text().splitlines()]
+    header, question = lines[0], lines[1]
+    assert header["type"] == "trace" and header["version"] == 1 and header["command"] == "solve"
+    assert header["model"]["name"] == "scripted" and header["model"]["context_size"] == 100_000
+    assert question == {"type": "question", "episode": 1, "t": question["t"], "text": QUESTION}
+    kinds = [line["type"] for line in lines[2:]]
+    assert kinds[-1] == "final" and kinds.count("step") == 2
+    assert kinds.index("tool_call") < kinds.index("observation") < len(kinds) - 1
+    assert (
+        "".join(line["text"] for line in lines if line["type"] == "reasoning") == "I will add them.\nThe tool says 5.\n"
+    )
+    times = [line["t"] for line in lines[1:]]
+    assert times == sorted(times)  # stamped in order, on one clock
+    steps = [line for line in lines if line["type"] == "step"]
+    for step in steps:
+        assert {"prompt_evaluated", "prompt_reused", "generated", "seconds", "tokens_per_second"} <= step.keys()
+        assert step["context_used"] == step["prompt_evaluated"] + step["prompt_reused"] + step["generated"]
+    assert steps[1]["prompt_reused"] > 0
+    final = lines[-1]["result"]
+    assert final["answer"] == "It is 5." and final["tool_calls"][0]["output"] == "5"
+
+
+def test_records_round_trip_to_events() -> None:
+    call = ToolCall("add", {"a": 2, "b": 3}, "5", False, 0.5)
+    events = [
+        ReasoningText("hm"),
+        AnswerText("5"),
+        ToolCallStarted("add", {"a": 2, "b": 3}),
+        Observation(call),
+        StepFinished(1, 10, 2, 3),
+        ApprovalRequested("python", {"code": "1"}, "code"),
+        Final(Result("5", "hm", (call,), {"steps": 1}, "answer")),
+        Final(Result(None, "", (), {}, "approval", approval=ApprovalRequested("python", {"code": "1"}, "code"))),
+    ]
+    for event in events:
+        assert to_event(json.loads(json.dumps(to_record(event)))) == event
+
+
+def test_load_groups_steps_and_calls(trace_file: Path) -> None:
+    trace = load(trace_file)
+    (episode,) = trace.episodes
+    assert episode.question == QUESTION
+    kinds = [type(item).__name__ for item in episode.items]
+    assert kinds == ["Step", "Call", "Step"]
+    first, call, second = episode.items
+    assert first.reasoning == "I will add them.\n" and second.answer == "It is 5."  # type: ignore[union-attr]
+    assert (call.name, call.output, call.error) == ("add", "5", False)  # type: ignore[union-attr]
+    assert episode.result is not None and episode.result["answer"] == "It is 5."
+
+
+def test_a_torn_last_line_is_dropped_and_a_bad_line_is_named(trace_file: Path, tmp_path: Path) -> None:
+    lines = trace_file.read_text().splitlines()
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text("\n".join(lines[:-1]) + '\n{"type": "fin')
+    episode = load(torn).episodes[0]
+    assert episode.result is None and len(episode.items) == 3  # everything before the tear
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("\n".join([lines[0], lines[1], "not json", *lines[2:]]))
+    with pytest.raises(TraceError, match=r"broken\.jsonl, line 3"):
+        load(broken)
+    stray = tmp_path / "stray.jsonl"
+    stray.write_text(lines[0] + "\n" + lines[3])
+    with pytest.raises(TraceError, match="line 2: an event before its episode's question"):
+        load(stray)
+
+
+def test_cli_trace_option_show_and_html(
+    trace_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent import cli
+
+    monkeypatch.setattr(cli, "make_agent", lambda args: _traced(args))
+    written = tmp_path / "cli.jsonl"
+    assert cli.main(["solve", QUESTION, "--trace", str(written)]) == 0
+    capsys.readouterr()
+    assert [e.question for e in load(written).episodes] == [QUESTION]
+
+    assert cli.main(["trace", "show", str(written)]) == 0
+    err = capsys.readouterr().err
+    assert f"? {QUESTION}" in err and '→ add {"a": 2, "b": 3}' in err and "← 5  (" in err
+    assert "I will add them." in err and "It is 5." in err and "[step 2: prompt" in err
+
+    page = tmp_path / "page.html"
+    assert cli.main(["trace", "html", str(written), "-o", str(page)]) == 0
+    assert page.is_file() and "wrote" in capsys.readouterr().err
+    assert cli.main(["trace", "show", str(tmp_path / "missing.jsonl")]) == 2
+    assert "cannot read trace" in capsys.readouterr().err
+
+
+def _traced(args: object) -> Agent:
+    from agent.trace import Tracer
+
+    return Tracer(args.trace, command="solve").attach(scripted_agent())  # type: ignore[attr-defined]
+
+
+def test_html_is_self_contained_and_escaped(trace_file: Path) -> None:
+    page = html(load(trace_file))
+    assert "What is 2 + 3, and &lt;b&gt;why&lt;/b&gt;?" in page and "<b>why</b>" not in page
+    assert "default-src 'none'" in page  # the page may load nothing, even by mistake
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert not re.search(r"@import|url\(", page)
+    assert page.count("<details") == 2 and "<summary>Reasoning (4 words)</summary>" in page
+    assert "→ add" in page and "It is 5." in page and 'class="timeline"' in page
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: `make setup` installs it (apt-get install chromium)")
+        pytest.skip("chromium is not installed (make setup installs it)")
+    return found
+
+
+def test_html_loads_in_headless_chromium_without_errors(trace_file: Path, tmp_path: Path) -> None:
+    page = tmp_path / "run.html"
+    page.write_text(html(load(trace_file)))
+    done = subprocess.run(
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Script errors, refused loads (the page's policy) and console output all log as CONSOLE lines.
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == []
+    dom = done.stdout
+    assert 'data-ready="yes"' in dom  # the inline script ran to its end
+    assert "What is 2 + 3, and &lt;b&gt;why&lt;/b&gt;?" in dom
+    assert "→ add" in dom and "It is 5." in dom
+
+
+def test_agents_of_one_command_share_the_trace_file(tmp_path: Path) -> None:
+    from agent.trace import tracer_for
+
+    path = tmp_path / "shared.jsonl"
+    first, second = tracer_for(path, command="eval"), tracer_for(str(path), command="eval")
+    assert first is second
+    for _ in range(2):
+        first.attach(scripted_agent()).run(QUESTION)
+    first.close()
+    trace = load(path)
+    assert [e.number for e in trace.episodes] == [1, 2] and trace.header["command"] == "eval"
+    assert tracer_for(path) is not first  # a closed tracer is not handed out again
