@@ -12,8 +12,9 @@ the usual way (each step's conversation re-rendered as text, reasoning dropped a
 do, re-tokenized, one shared cache) through llama.cpp's longest-prefix rule.
 
 The embedded SmolLM2 exercises the machinery, not reasoning, so the episodes are driven: a
-wrapper (`Driven`) hands the model the tool-call grammar for the first steps of each turn, so
-that every step really calls a tool, then lets it answer. This module measures and reports; it
+wrapper (`Driven`) hands the model a grammar that writes one `lookup` call with a new key for the
+first steps of each turn, so that every step really calls a tool (and the loop breaker sees no
+repetition), then lets it answer. This module measures and reports; it
 changes nothing in the agent, and it asserts no targets (`TARGETS` only labels them).
 """
 
@@ -78,10 +79,11 @@ class Call:
 
 
 class Driven:
-    """A `Model` around a real one that makes the first `force` turns' steps call a tool.
+    """A `Model` around a real one that makes the next `force` steps call a tool.
 
     A step's first `generate` without a grammar gets `grammar` (which writes `<tool_call>` and a
-    call) while `force` lasts; later steps run free with at most `answer_tokens` tokens. Every
+    call, `KEY` replaced by a new number) while `force` lasts, and the agent's own call grammar
+    is swapped for `opened`; later steps run free with at most `answer_tokens` tokens. Every
     call is recorded (`calls`) with its prompt, sampled tokens and piece times.
     """
 
@@ -102,6 +104,7 @@ class Driven:
         self.grammar = grammar
         self.answer_tokens = answer_tokens
         self.force = 0
+        self.key = 0
         self.session = 0
         self.calls: list[Call] = []
 
@@ -111,9 +114,12 @@ class Driven:
     def generate(self, prompt: Sequence[int], *, max_tokens: int, grammar: str | None = None) -> Generation:
         first = grammar is None
         if first and self.grammar is not None and self.force > 0:
-            grammar, self.force = self.grammar, self.force - 1
+            self.force -= 1
+            self.key += 1  # a new argument each step: the loop breaker stops repeated calls
+            grammar = self.grammar.replace("KEY", str(self.key))
         elif grammar is not None and self.opened is not None:
-            grammar = self.opened  # one call per step: a tiny model would chain calls forever
+            # one call per step: a tiny model would chain calls forever
+            grammar = self.opened.replace("KEY", str(self.key))
         # A call is capped too: a runaway number or string would only make the run longer.
         max_tokens = min(max_tokens, self.answer_tokens if grammar is None else self.call_tokens)
         call = Call(self.session, list(prompt), first, started=time.perf_counter())
@@ -191,7 +197,7 @@ def episodes(model: Any, quick: bool) -> dict[str, Any]:
     from agent.api import Agent
 
     tool = lookup_tool()
-    driven = Driven(model, single_call_grammar(tool, opened=False), single_call_grammar(tool, opened=True))
+    driven = Driven(model, single_call_grammar(opened=False), single_call_grammar(opened=True))
     agent = Agent(driven, [tool], examples=(), tool_choice="auto", max_steps=STEPS, max_tokens=4096)
     chats = {0: agent.chat(), 1: agent.chat()}
     # (session, question): A1 A2 B1 A3 B2 B3; A2 and B3 follow a turn of their own session (warm)
@@ -219,13 +225,10 @@ def episodes(model: Any, quick: bool) -> dict[str, Any]:
     }
 
 
-def single_call_grammar(tool: Any, *, opened: bool) -> str:
-    """The project's call grammar for one tool, without its "more calls" repetition."""
-    from agent.grammar import tool_call_grammar
-
-    grammar = tool_call_grammar([tool.schema()], opened=opened)
-    root, _, rules = grammar.partition("\n")
-    return re.sub(r' \("\\n<tool_call>" .*\)\*$', "", root) + "\n" + rules
+def single_call_grammar(*, opened: bool) -> str:
+    """A grammar for one call of `lookup` with the key `KEY` (replaced per step), in the template's layout."""
+    body = '\\n{\\"name\\": \\"lookup\\", \\"arguments\\": {\\"key\\": KEY}}\\n</tool_call>'
+    return f'root ::= "{body}"' if opened else f'root ::= "<tool_call>{body}"'
 
 
 def _ttft_steps(calls: Sequence[Call]) -> list[float]:
@@ -326,6 +329,18 @@ def _rate(count: int, first: float | None, last: float | None) -> float:
     return (count - 1) / (last - first)
 
 
+def in_fresh_thread(work: Callable[[], Any]) -> Any:
+    """`work()` run in a new thread, as LangGraph runs each node of the agent.
+
+    Measured here: llama.cpp (OpenMP build) generates up to ten times slower in the thread that
+    has run it before than in a new one, so baselines run where the agent's generation runs.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(work).result()
+
+
 def binding_efficiency(model: Any, tokens: int, rounds: int) -> tuple[float, list[float], list[float]]:
     """Median ratio of generation tokens/s through `Agent.stream` to a raw llama-cpp-python loop.
 
@@ -345,18 +360,19 @@ def binding_efficiency(model: Any, tokens: int, rounds: int) -> tuple[float, lis
         call = driven.calls[0]
         count = len(call.sampled)
         agent_rate = _rate(count, call.first_piece, call.last_piece)
-        first = last = None
-        produced = 0
-        for token in llm.generate(
-            call.prompt, temp=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=s.min_p, repeat_penalty=1.0
-        ):
-            llm.detokenize([token])
-            last = time.perf_counter()
-            first = first or last
-            produced += 1
-            if produced >= count:
-                break
-        raw_rate = _rate(produced, first, last)
+
+        def raw(prompt: list[int] = call.prompt, count: int = count) -> float:
+            times: list[float] = []
+            for token in llm.generate(
+                prompt, temp=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=s.min_p, repeat_penalty=1.0
+            ):
+                llm.detokenize([token])
+                times.append(time.perf_counter())
+                if len(times) >= count:
+                    break
+            return _rate(len(times), times[0], times[-1])
+
+        raw_rate = in_fresh_thread(raw)
         agent_rates.append(agent_rate)
         raw_rates.append(raw_rate)
         ratios.append(agent_rate / raw_rate)
@@ -380,8 +396,8 @@ def grammar_cost(model: Any, free_tokens: int, rounds: int) -> float:
     )
     transcript.extend([Segment(assistant_prompt(model.thinking), True)])
     prompt = transcript.tokens
-    ratios = []
-    for _ in range(rounds):
+
+    def constrained_step() -> float:
         times: list[float] = []
         free: list[int] = []
         # Each generation is closed explicitly: one left suspended would keep the model locked.
@@ -396,14 +412,20 @@ def grammar_cost(model: Any, free_tokens: int, rounds: int) -> float:
                 times.append(time.perf_counter())
                 if piece.end:
                     break
-        constrained = _rate(len(times), times[0], times[-1])
+        counts.append(len(times))
+        return _rate(len(times), times[0], times[-1])
+
+    def free_step() -> float:
         plain: list[float] = []
-        with closing(model.generate(prompt, max_tokens=len(times))) as generation:
+        with closing(model.generate(prompt, max_tokens=counts[-1])) as generation:
             for piece in generation:
                 plain.append(time.perf_counter())
                 if piece.end:
                     break
-        ratios.append(constrained / _rate(len(plain), plain[0], plain[-1]))
+        return _rate(len(plain), plain[0], plain[-1])
+
+    counts: list[int] = []
+    ratios = [in_fresh_thread(constrained_step) / in_fresh_thread(free_step) for _ in range(rounds)]
     return statistics.median(ratios)
 
 
@@ -589,9 +611,8 @@ def run(
 ) -> Report:
     """Measure every figure of `TARGETS`; `quick` repeats less (for tests), it measures all.
 
-    Everything runs in a worker thread, as the agent's own generation does (LangGraph runs its
-    nodes in a thread pool): measured here, llama.cpp generates several times slower in a
-    process's main thread than in any other, which would flatter every ratio against a raw loop.
+    Everything runs off the main thread, and each timed generation in a new thread (see
+    `in_fresh_thread`), as the agent's own generation runs in LangGraph's thread pool.
     """
     from concurrent.futures import ThreadPoolExecutor
 

@@ -13,11 +13,13 @@ This module does not know about chat formats, tools or the agent loop.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
 import importlib.util
 import os
 import re
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,7 +209,10 @@ class LlamaCppModel:
         prompt = list(prompt)
         max_tokens = min(max_tokens, self.context_size - len(prompt))
         generation = Generation(0, 0, iter(()))
-        generation.pieces = self._pieces(prompt, max_tokens, grammar, generation)
+        # A weak reference: with a strong one, generation and generator form a cycle, and a caller
+        # that breaks out of `for piece in model.generate(...)` without close() leaves the
+        # generator suspended inside the lock until the cyclic GC runs: the next call deadlocks.
+        generation.pieces = self._pieces(prompt, max_tokens, grammar, weakref.proxy(generation))
         return generation
 
     def _pieces(self, prompt: list[int], max_tokens: int, grammar: str | None, report: Generation) -> Iterator[Piece]:
@@ -215,8 +220,9 @@ class LlamaCppModel:
 
         with self._lock:
             self._bring_back_session(prompt)
-            report.reused = _replayed(_common_prefix(self._cached(), prompt), len(prompt))
-            report.evaluated = len(prompt) - report.reused
+            reused = _replayed(_common_prefix(self._cached(), prompt), len(prompt))
+            with contextlib.suppress(ReferenceError):  # nobody kept the Generation to read it
+                report.reused, report.evaluated = reused, len(prompt) - reused
             if max_tokens <= 0:
                 return
             s = self.sampling

@@ -84,12 +84,13 @@ def test_common_prefix() -> None:
     assert common_prefix([1, 2], [1, 2, 3]) == 2
 
 
-def test_single_call_grammar_has_no_repetition() -> None:
-    tool = bench.lookup_tool()
-    forced = single_call_grammar(tool, opened=False).splitlines()[0]
-    opened = single_call_grammar(tool, opened=True).splitlines()[0]
-    assert forced == 'root ::= "\\n"? "\\n"? "<tool_call>" "\\n" call "\\n</tool_call>"'
-    assert opened == 'root ::= "\\n" call "\\n</tool_call>"'
+def test_driven_grammar_writes_one_call_with_a_fresh_key() -> None:
+    forced = single_call_grammar(opened=False)
+    assert (
+        forced
+        == 'root ::= "<tool_call>\\n{\\"name\\": \\"lookup\\", \\"arguments\\": {\\"key\\": KEY}}\\n</tool_call>"'
+    )
+    assert single_call_grammar(opened=True) == forced.replace("<tool_call>", "", 1)
 
 
 def test_verdicts() -> None:

@@ -458,7 +458,7 @@ def benchmark(runs: int = 20) -> dict[str, float]:
     cold = []
     for _ in range(3):
         started = time.monotonic()
-        subprocess.run([sys.executable, "-c", snippet], capture_output=True)
+        subprocess.run([sys.executable, "-c", snippet], capture_output=True, timeout=60)
         cold.append(time.monotonic() - started)
     with Sandbox() as box:
         box.run("1")
