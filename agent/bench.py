@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.model import Generation, Piece
+from agent.model import Generation, Piece, common_prefix
 
 TARGETS: dict[str, tuple[str, float | None, str]] = {
     "prefill_reuse_ratio": ("<=", 1.10, "prompt tokens evaluated / new, 8-step episodes, 2nd turn, 2 sessions"),
@@ -279,15 +279,6 @@ _ASSISTANT = re.compile(r"(<\|im_start\|>assistant\n)(.*?)(<\|im_end\|>)", re.DO
 def drop_reasoning(text: str) -> str:
     """What a chat template renders from history: finished assistant turns lose their thought."""
     return _ASSISTANT.sub(lambda m: m.group(1) + m.group(2).split("</think>")[-1].lstrip("\n") + m.group(3), text)
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def naive_replay(model: Any, calls: Sequence[Call]) -> int:

@@ -120,7 +120,8 @@ class _SessionState:
     data: bytes
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many tokens two sequences share from the start."""
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
@@ -220,7 +221,7 @@ class LlamaCppModel:
 
         with self._lock:
             self._bring_back_session(prompt)
-            reused = _replayed(_common_prefix(self._cached(), prompt), len(prompt))
+            reused = _replayed(common_prefix(self._cached(), prompt), len(prompt))
             with contextlib.suppress(ReferenceError):  # nobody kept the Generation to read it
                 report.reused, report.evaluated = reused, len(prompt) - reused
             if max_tokens <= 0:
@@ -256,9 +257,9 @@ class LlamaCppModel:
         import llama_cpp
 
         cached = self._cached()
-        shared = _common_prefix(cached, prompt)
-        best = max(self._sessions, key=lambda s: _common_prefix(s.tokens, prompt), default=None)
-        if best is not None and _common_prefix(best.tokens, prompt) <= shared:
+        shared = common_prefix(cached, prompt)
+        best = max(self._sessions, key=lambda s: common_prefix(s.tokens, prompt), default=None)
+        if best is not None and common_prefix(best.tokens, prompt) <= shared:
             best = None
         if best is not None:
             self._sessions = [s for s in self._sessions if s is not best]
