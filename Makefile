@@ -32,7 +32,7 @@ chromium:
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium graphviz; }
 
-demo: setup
+demo: $(VENV)/.installed bubblewrap  # the browser and graphviz are for tests only
 	$(VENV)/bin/qwq-agent solve "What is 37 * 89 + 12?"
 
 test: setup
