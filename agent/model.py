@@ -192,6 +192,8 @@ class LlamaCppModel:
         self.size_bytes = model_path.stat().st_size
         self.seed = seed
         """The sampling seed; None when each generation draws its own."""
+        if seed is not None:
+            self._llm.set_seed(seed)  # Llama(seed=0) would read 0 as "random"
         self.session_states = session_states
         self._sessions: list[_SessionState] = []
         self._lock = threading.Lock()
