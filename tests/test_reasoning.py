@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from test_graph import add, call
 
 from agent import Agent
 from agent.records import ReasoningText
 from agent.scripted import ScriptedModel
 from agent.turn import Controls, default_hint
 from tools import tool
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two whole numbers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
-
-
-def call(name: str, **arguments: object) -> str:
-    return f'<tool_call>\n{{"name": "{name}", "arguments": {json.dumps(arguments)}}}\n</tool_call>'
 
 
 def thinker(turns: list[str], **options: object) -> Agent:
