@@ -198,10 +198,8 @@ def _bare_calls(tokens: list[str]) -> list[str]:
 
 
 def _argument_end(tokens: list[str], j: int) -> int | None:
-    """Where the argument of a function written without parentheses ends: a signed atom, its `!`
-    and its power (`ln e^2` is ln(e^2)); None when no atom starts at `j`."""
-    while tokens[j : j + 1] in (["+"], ["-"]):
-        j += 1
+    """Where the argument of a function written without parentheses ends: an atom, its `!` and
+    its power (`ln e^2` is ln(e^2)); None when no atom starts at `j` (`sum - 5` is no call)."""
     end = _atom_end(tokens, j)
     while end is not None and tokens[end : end + 1] == ["**"]:
         j = end + 1

@@ -29,7 +29,7 @@ import unicodedata
 
 from tools.registry import ToolError
 
-OPERATORS = {
+SIGNS = {
     "×": "*",
     "·": "*",
     "⋅": "*",
@@ -86,15 +86,13 @@ def fold(text: str) -> str:
     """Model text with its Unicode math notation in ASCII; ToolError for what could be misread."""
     if text.isascii():
         return text
-    text = "".join(
-        _nfkc(c) if _styled(c) else " " if unicodedata.category(c) == "Zs" else c for c in text
-    )
+    text = "".join(_nfkc(c) if _styled(c) else " " if unicodedata.category(c) == "Zs" else c for c in text)
     text = _superscripts(text)
     text = _subscripts(text)
     text = _MIXED.sub(lambda m: f"({m.group(1)}+{_fraction(m.group(2))})", text)
     for char in set(text) & set(_FRACTIONS):
         text = text.replace(char, _fraction(char))
-    for old, new in OPERATORS.items():
+    for old, new in SIGNS.items():
         text = text.replace(old, new)
     for char in text:
         if not char.isascii() and _nfkc(char) != char:
@@ -129,9 +127,7 @@ def _subscripts(text: str) -> str:
             raise ToolError(f"write log(x, {digits}) for a logarithm to base {digits}")
         if name and re.fullmatch(r"\w+", digits):
             return "_" + digits
-        raise ToolError(
-            f"disallowed subscript {match.group()!r}: write bases and indices in plain ASCII, e.g. x_1"
-        )
+        raise ToolError(f"disallowed subscript {match.group()!r}: write bases and indices in plain ASCII, e.g. x_1")
 
     return _SUBSCRIPT.sub(subscript, text)
 

@@ -75,9 +75,7 @@ def calculate(expression: str) -> str:
     except StartFailed:
         raise ToolError("the calculator process failed to start") from None
     except WorkerDied:
-        raise ToolError(
-            "the calculator process crashed (out of memory?); it will restart on the next call"
-        ) from None
+        raise ToolError("the calculator process crashed (out of memory?); it will restart on the next call") from None
     except WorkerError as exc:
         raise ToolError(f"the calculator process failed: {exc}; it will restart on the next call") from None
     if answer.get("exiting"):
