@@ -17,20 +17,14 @@ from dataclasses import replace
 from typing import Any, Literal
 
 import prompts
-from agent.graph import (
-    CODE_TOOLS,
-    Approval,
-    Budget,
-    Settings,
-    State,
-    ToolChoice,
-    build_graph,
-    recursion_limit,
-)
-from agent.model import LlamaCppModel, Model
-from agent.records import ApprovalRequested, Event, Final, Result, Verification, Votes
-from agent.transcript import Call, Message
-from agent.turn import Controls, default_hint
+from agent.core.graph import State, build_graph, recursion_limit
+from agent.core.policy import CODE_TOOLS
+from agent.core.records import ApprovalRequested, Event, Final, Result, Verification, Votes
+from agent.core.settings import Approval, Budget, Controls, Settings, ToolChoice
+from agent.core.transcript import Call, Message
+from agent.core.turn import default_hint
+from agent.models.llama_cpp import LlamaCppModel
+from agent.models.protocol import Model
 from tools import Registry, Tool, default_tools
 
 
@@ -362,7 +356,7 @@ class Chat:
 
 def to_result(state: State) -> Result:
     """The `Result` of a finished episode's state."""
-    from agent.grading import extract_answer, is_equivalent, normalize
+    from agent.core.grading import extract_answer, is_equivalent, normalize
 
     answer = state.get("answer")
     calls = tuple(state.get("tool_calls", ()))
@@ -388,7 +382,7 @@ def vote(results: list[Result]) -> Result:
     Answers are grouped by mathematical equivalence; a tie goes to the answer seen first. The
     winning group's first episode is returned, carrying the vote.
     """
-    from agent.grading import is_equivalent
+    from agent.core.grading import is_equivalent
 
     groups: list[list[Result]] = []
     for result in results:

@@ -4,7 +4,7 @@
 session is a LangGraph thread in it, named by `session=` / `--session NAME`. Every step of an
 episode is written before the next one starts, so a conversation continues in another process,
 and an episode whose process was killed resumes from its last completed step. `list_sessions`,
-`session_info` and `delete_session` back `qwq-agent sessions`.
+`session_info` and `delete_session` back `qwq-agent sessions` (`agent.cli.sessions`).
 
 This module does not run the agent (see `agent.api`), and does not prune old checkpoints: each
 step stores the whole state, transcript tokens included, so a long session's file grows with
@@ -25,7 +25,12 @@ SESSIONS_ENV = "QWQ_SESSIONS"
 
 # The records a checkpoint may hold besides plain data: allow-listed, so loading a checkpoint
 # never imports anything else (the serializer otherwise accepts any module, with a warning).
+# Checkpoints written before the layers name the old modules, which `agent._moved` resolves.
 _STATE_TYPES = (
+    ("agent.core.parse", "ParsedCall"),
+    ("agent.core.parse", "BadCall"),
+    ("agent.core.transcript", "Call"),
+    ("agent.core.records", "ToolCall"),
     ("agent.parse", "ParsedCall"),
     ("agent.parse", "BadCall"),
     ("agent.transcript", "Call"),
@@ -132,72 +137,3 @@ def delete_session(saver: Any, name: str) -> bool:
         return False
     saver.delete_thread(name)
     return True
-
-
-def command(args: Any) -> int:
-    """`qwq-agent sessions [list|show|delete|resume] [NAME]`."""
-    import json
-    import sys
-
-    saver = open_sessions()
-    if args.action == "list":
-        infos = list_sessions(saver)
-        if not infos:
-            print(f"no sessions in {default_path()}", file=sys.stderr)
-        for each in infos:
-            answer = "" if each.answer is None else f" → {_short(each.answer)}"
-            print(f"{each.name}\t{each.status}\t{each.updated[:19]}\t{_short(each.question)}{answer}")
-        return 0
-    if not args.name:
-        print(f"qwq-agent: error: sessions {args.action} needs a session name", file=sys.stderr)
-        return 2
-    info = session_info(saver, args.name)
-    if info is None:
-        print(f"qwq-agent: error: no session named {args.name!r} in {default_path()}", file=sys.stderr)
-        return 2
-    if args.action == "delete":
-        delete_session(saver, args.name)
-        print(f"deleted {args.name}", file=sys.stderr)
-        return 0
-    if args.action == "show":
-        print(f"session:   {info.name}\nstatus:    {info.status}\nupdated:   {info.updated}")
-        print(f"steps:     {info.checkpoints}\nquestion:  {info.question}\nanswer:    {info.answer}")
-        for call in info.tool_calls:
-            print(f"  → {call.name} {json.dumps(call.arguments, ensure_ascii=False)} ← {_short(call.output)}")
-        if info.waiting:
-            print(f"waiting:   {info.waiting['tool']} {json.dumps(info.waiting['arguments'], ensure_ascii=False)}")
-        if args.transcript:
-            print("\n" + info.text)
-        return 0
-    from agent.cli import EXIT_WAITING, make_agent, make_view, with_approvals
-
-    if info.waiting and args.decision is None and args.edit is None and not sys.stdin.isatty():
-        print("qwq-agent: error: this session waits for approval: pass --yes, --no or --edit JSON", file=sys.stderr)
-        return 2
-    edited = json.loads(args.edit) if args.edit else None
-    approve = None if not info.waiting else (args.decision != "reject" if args.decision or edited else None)
-    args.session = args.name
-    agent = make_agent(args)
-    view = make_view(args, agent)
-    result = None
-    if approve is None and info.waiting:  # ask on the terminal
-        from agent.cli import ask_approval
-        from agent.records import ApprovalRequested
-
-        approve, edited = ask_approval(ApprovalRequested(**info.waiting))
-    view.begin()
-    try:
-        for event in with_approvals(agent, agent.resume_stream(approve, edited, session=args.name), args.name):
-            result = view.show(event) or result
-    finally:
-        view.close()
-    assert result is not None
-    if result.stop_reason == "approval":
-        return EXIT_WAITING
-    print(result.answer if result.answer is not None else f"(no answer: {result.stop_reason})")
-    return 0 if result.answer is not None else 1
-
-
-def _short(text: str, width: int = 60) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[: width - 1] + "…"

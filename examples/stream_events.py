@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 from agent import Agent
-from agent.records import AnswerText, Final, Observation, ReasoningText, StepFinished, ToolCallStarted
-from agent.trace import Tracer
+from agent.core.records import AnswerText, Final, Observation, ReasoningText, StepFinished, ToolCallStarted
+from agent.ui.trace import Tracer
 from tools import default_tools
 
 trace_path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.gettempdir()) / "qwq-stream-example.jsonl"

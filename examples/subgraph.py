@@ -16,7 +16,7 @@ from typing import TypedDict
 from langgraph.graph import END, START, StateGraph
 
 from agent import Agent
-from agent.records import Observation, ToolCallStarted
+from agent.core.records import Observation, ToolCallStarted
 from tools import default_tools
 
 

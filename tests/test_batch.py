@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from agent import Agent
-from agent.batch import BatchError, finished_ids, read_tasks, run_batch
 from agent.cli import main
-from agent.scripted import ScriptedModel
+from agent.models.scripted import ScriptedModel
+from agent.workloads.batch import BatchError, finished_ids, read_tasks, run_batch
 from tools import tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,8 +108,8 @@ WORKER = textwrap.dedent(
     import json, os, sys, time
     sys.path.insert(0, {root!r})
     from agent import Agent
-    from agent.batch import run_batch
-    from agent.scripted import ScriptedModel
+    from agent.workloads.batch import run_batch
+    from agent.models.scripted import ScriptedModel
     from tools import tool
 
     LOG = os.environ["LOG"]
@@ -187,7 +187,7 @@ def test_the_batch_command_on_the_embedded_model(tmp_path: Path, capsys: pytest.
 
 @pytest.mark.model
 def test_concurrent_episodes_on_one_in_process_model_keep_their_answers(tmp_path: Path) -> None:
-    from agent.model import LlamaCppModel
+    from agent.models.llama_cpp import LlamaCppModel
     from tools import default_tools
 
     # Three workers share one llama.cpp context: each episode's call must be about its own question.

@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
-from agent import bench
-from agent.bench import TARGETS, common_prefix, drop_reasoning, single_call_grammar, verdict
+from agent.models.protocol import common_prefix
+from agent.workloads import bench
+from agent.workloads.bench import TARGETS, verdict
+from agent.workloads.model_bench import drop_reasoning, single_call_grammar
 
 
 @pytest.fixture(scope="module")

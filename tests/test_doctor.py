@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import doctor
+from agent.cli.doctor import report
+from agent.workloads import doctor
 from tools.sandbox import Layers
 
 
@@ -34,7 +35,7 @@ def test_doctor_on_this_machine_is_usable(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert "--no-search" in by_name["network"].fix
     assert by_name["cache"].status == "ok" and str(tmp_path / "cache") in by_name["cache"].detail
     out = io.StringIO()
-    assert doctor.report(checks, out) == 0  # a warning leaves it usable
+    assert report(checks, out) == 0  # a warning leaves it usable
     text = out.getvalue()
     assert "✓ model: " in text and "! network: " in text and "    fix: " in text and text.endswith("usable\n")
 
@@ -47,9 +48,9 @@ def test_a_missing_model_fails_with_the_fix(
     monkeypatch.setattr(doctor, "connect", reachable)
     monkeypatch.setattr(doctor, "check_sandbox", lambda probe=None: doctor.Check("sandbox", "ok", "stub"))
     assert cli.main(["doctor", "--model", "/nonexistent/model.gguf", "--json"]) == 1
-    report = json.loads(capsys.readouterr().out)
-    assert report["usable"] is False
-    model = next(c for c in report["checks"] if c["name"] == "model")
+    found = json.loads(capsys.readouterr().out)
+    assert found["usable"] is False
+    model = next(c for c in found["checks"] if c["name"] == "model")
     assert model["status"] == "fail" and "model file not found" in model["detail"] and model["fix"]
 
 
@@ -94,7 +95,7 @@ def test_directories(tmp_path: Path) -> None:
 def test_failing_check_makes_the_report_exit_1() -> None:
     out = io.StringIO()
     checks = [doctor.Check("model", "fail", "model file not found: x.gguf", "pass --model")]
-    assert doctor.report(checks, out) == 1
+    assert report(checks, out) == 1
     assert (
         out.getvalue()
         == "✗ model: model file not found: x.gguf\n    fix: pass --model\nnot usable: see the fixes above\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent import cli
-from agent.drawing import compiled_graph, dot
+from agent.ui.drawing import compiled_graph, dot
 
 
 def test_graph_prints_langgraphs_own_mermaid(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from agent import Agent
-from agent.records import AnswerText, Final, Observation, StepFinished, ToolCallStarted
+from agent.core.records import AnswerText, Final, Observation, StepFinished, ToolCallStarted
 
 pytestmark = pytest.mark.model
 QUESTION = "What is 37 * 89 + 12?"
@@ -94,9 +94,9 @@ def test_bad_usage_exits_2_with_one_clear_line(args: tuple[str, ...], message: s
 
 def test_no_answer_exits_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from agent import cli as cli_module
-    from agent.scripted import ScriptedModel
+    from agent.models.scripted import ScriptedModel
 
-    monkeypatch.setattr(cli_module, "make_agent", lambda args: Agent(ScriptedModel(["", ""]), []))  # type: ignore[arg-type]
+    monkeypatch.setattr("agent.cli.options.make_agent", lambda args: Agent(ScriptedModel(["", ""]), []))  # type: ignore[arg-type]
     assert cli_module.main(["solve", "anything"]) == 1
     assert "no answer" in capsys.readouterr().err
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from agent.evaluation import (
+from agent.core.records import Result, ToolCall
+from agent.workloads.evaluation import (
     Item,
     ItemResult,
     compare,
@@ -25,7 +26,6 @@ from agent.evaluation import (
     summary_json,
     wilson_interval,
 )
-from agent.records import Result, ToolCall
 
 FIXTURE = Path(__file__).parent / "fixtures/gsm8k_sample.jsonl"
 
@@ -213,7 +213,7 @@ def test_summary_json_has_n_accuracy_and_costs() -> None:
 
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from agent.evaluation import plot
+    from agent.workloads.evaluation import plot
 
     summary = summarize([ItemResult("1", "base", "4", "4", True)])
     plot([summary, summarize([ItemResult("1", "none", "", "4", False)], "none")], tmp_path / "p.png")
@@ -222,7 +222,7 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
 
 def test_compare_options_lay_over_the_base_options() -> None:
     from agent.cli import build_parser
-    from agent.evaluation import compare_args
+    from agent.cli.eval import compare_args
 
     args = build_parser().parse_args(["eval", "d.jsonl", "--max-steps", "3", "--compare", "--tools none"])
     other = compare_args(args)
@@ -280,8 +280,8 @@ def test_eval_three_gsm8k_items_end_to_end_and_resume(tmp_path: Path) -> None:
 
 
 def test_only_served_models_run_episodes_in_parallel() -> None:
-    from agent.evaluation import serves_in_parallel
-    from agent.scripted import ScriptedModel
+    from agent.models.scripted import ScriptedModel
+    from agent.workloads.evaluation import serves_in_parallel
 
     class Served:
         parallel = True

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.trace import load
+from agent.ui.trace import load
 
 pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.grading import extract_answer, is_equivalent, normalize
+from agent.core.grading import extract_answer, is_equivalent, normalize
 
 EQUIVALENT = [
     # numbers as GSM8K references and models write them

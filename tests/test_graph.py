@@ -9,8 +9,8 @@ import pytest
 from test_transcript import jinja_render
 
 from agent import Agent
-from agent.records import AnswerText, Final, Observation, ReasoningText, StepFinished, ToolCallStarted
-from agent.scripted import ScriptedModel
+from agent.core.records import AnswerText, Final, Observation, ReasoningText, StepFinished, ToolCallStarted
+from agent.models.scripted import ScriptedModel
 from tools import ToolError, tool
 
 
@@ -208,7 +208,7 @@ def test_chat_turns_extend_one_transcript() -> None:
 
 def test_episode_transcript_matches_the_template_once_reasoning_is_dropped() -> None:
     """What the model saw is the template's rendering plus its own kept reasoning, nothing else."""
-    from agent.transcript import Call, Message
+    from agent.core.transcript import Call, Message
 
     agent = agent_for(
         ["I need the sum.\n</think>\n\n" + call("add", a=37, b=12), "It is 49.\n</think>\n\nThe answer is 49."],

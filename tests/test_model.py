@@ -11,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.grammar import tool_call_grammar
-from agent.model import (
-    INSTRUCT_SAMPLING,
-    REASONING_SAMPLING,
-    LlamaCppModel,
-    ModelError,
-    embedded_model_path,
-    resolve_model_path,
-)
-from agent.parse import BadCall, ParsedCall, StreamParser
+from agent.core.grammar import tool_call_grammar
+from agent.core.parse import BadCall, ParsedCall, StreamParser
+from agent.models.llama_cpp import LlamaCppModel
+from agent.models.protocol import INSTRUCT_SAMPLING, REASONING_SAMPLING, ModelError
+from agent.models.sources import embedded_model_path, resolve_model_path
 from tools import Registry, tool
 
 pytestmark = pytest.mark.model
@@ -152,7 +147,7 @@ def test_missing_embedded_package_names_the_fix(monkeypatch: pytest.MonkeyPatch)
 
 def test_paths_and_hub_specs_are_told_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fetched: list[str] = []
-    monkeypatch.setattr("agent.model.download", lambda spec: fetched.append(spec) or Path("/x.gguf"))
+    monkeypatch.setattr("agent.models.sources.download", lambda spec: fetched.append(spec) or Path("/x.gguf"))
     assert resolve_model_path("models/qwq.gguf") == Path("models/qwq.gguf")
     assert resolve_model_path("./Qwen/QwQ-32B-GGUF") == Path("Qwen/QwQ-32B-GGUF")
     for spec in ("Qwen/QwQ-32B-GGUF", "Qwen/QwQ-32B-GGUF:Q8_0", "Qwen/QwQ-32B-GGUF/qwq-32b-q4_k_m.gguf"):

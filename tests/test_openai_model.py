@@ -22,8 +22,9 @@ import pytest
 
 from agent import Agent
 from agent.cli import main
-from agent.model import ModelError, embedded_model_path
-from agent.openai_model import OpenAIModel, pack, split_pieces, unpack
+from agent.models.openai import OpenAIModel, pack, split_pieces, unpack
+from agent.models.protocol import ModelError
+from agent.models.sources import embedded_model_path
 from tools import default_tools
 
 KEY = "test-key"

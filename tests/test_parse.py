@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from agent.parse import BadCall, CallOpened, Content, Event, ParsedCall, Reasoning, StreamParser, parse_call
-from agent.transcript import Call
+from agent.core.parse import BadCall, CallOpened, Content, Event, ParsedCall, Reasoning, StreamParser, parse_call
+from agent.core.transcript import Call
 
 TURN = (
     "Let me think: 37 * 89 is big.\n</think>\n\nI'll compute.\n<tool_call>\n"

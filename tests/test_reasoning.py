@@ -6,9 +6,10 @@ import pytest
 from test_graph import add, call
 
 from agent import Agent
-from agent.records import ReasoningText
-from agent.scripted import ScriptedModel
-from agent.turn import Controls, default_hint
+from agent.core.records import ReasoningText
+from agent.core.settings import Controls
+from agent.core.turn import default_hint
+from agent.models.scripted import ScriptedModel
 from tools import tool
 
 

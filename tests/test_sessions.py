@@ -15,8 +15,8 @@ import pytest
 
 from agent import Agent
 from agent.cli import main
-from agent.records import ApprovalRequested, Final
-from agent.scripted import ScriptedModel
+from agent.core.records import ApprovalRequested, Final
+from agent.models.scripted import ScriptedModel
 from agent.sessions import delete_session, list_sessions, open_sessions, session_info
 from tools import tool
 
@@ -146,7 +146,7 @@ WORKER = textwrap.dedent(
     import json, os, sys, time
     sys.path.insert(0, {root!r})
     from agent import Agent
-    from agent.scripted import ScriptedModel
+    from agent.models.scripted import ScriptedModel
     from agent.sessions import open_sessions
     from tools import tool
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent import Agent
-from agent.records import (
+from agent.core.records import (
     AnswerText,
     ApprovalRequested,
     Final,
@@ -23,8 +23,9 @@ from agent.records import (
     ToolCall,
     ToolCallStarted,
 )
-from agent.scripted import ScriptedModel
-from agent.trace import TraceError, Tracer, html, load, to_event, to_record
+from agent.models.scripted import ScriptedModel
+from agent.ui.trace import TraceError, Tracer, load, to_event, to_record
+from agent.ui.trace_html import html
 from tools import tool
 
 QUESTION = "What is 2 + 3, and <b>why</b>?"
@@ -132,7 +133,7 @@ def test_cli_trace_option_show_and_html(
 ) -> None:
     from agent import cli
 
-    monkeypatch.setattr(cli, "make_agent", lambda args: _traced(args))
+    monkeypatch.setattr("agent.cli.options.make_agent", lambda args: _traced(args))
     written = tmp_path / "cli.jsonl"
     assert cli.main(["solve", QUESTION, "--trace", str(written)]) == 0
     capsys.readouterr()
@@ -151,7 +152,7 @@ def test_cli_trace_option_show_and_html(
 
 
 def _traced(args: object) -> Agent:
-    from agent.trace import Tracer
+    from agent.ui.trace import Tracer
 
     return Tracer(args.trace, command="solve").attach(scripted_agent())  # type: ignore[attr-defined]
 
@@ -206,7 +207,7 @@ def test_html_loads_in_headless_chromium_without_errors(trace_file: Path, tmp_pa
 
 
 def test_agents_of_one_command_share_the_trace_file(tmp_path: Path) -> None:
-    from agent.trace import tracer_for
+    from agent.ui.trace import tracer_for
 
     path = tmp_path / "shared.jsonl"
     first, second = tracer_for(path, command="eval"), tracer_for(str(path), command="eval")

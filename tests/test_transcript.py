@@ -11,7 +11,7 @@ import pytest
 from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from agent.transcript import Call, Message, Segment, Transcript, assistant_prompt, neutralize, observation, render
+from agent.core.transcript import Call, Message, Segment, Transcript, assistant_prompt, neutralize, observation, render
 
 TEMPLATE = (Path(__file__).parent / "fixtures" / "qwq-32b.chat_template.jinja").read_text()
 

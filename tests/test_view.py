@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent import Agent
-from agent.records import (
+from agent.core.records import (
     AnswerText,
     Final,
     Observation,
@@ -20,8 +20,10 @@ from agent.records import (
     ToolCall,
     ToolCallStarted,
 )
-from agent.scripted import ScriptedModel
-from agent.view import StepTimer, View, readable_math, use_color
+from agent.models.scripted import ScriptedModel
+from agent.ui.mathtext import readable_math
+from agent.ui.timing import StepTimer
+from agent.ui.view import View, use_color
 from tools import tool
 
 ESCAPE = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
@@ -156,7 +158,7 @@ def test_cli_piped_output_is_plain(monkeypatch: pytest.MonkeyPatch, capsys: pyte
     body = json.dumps({"name": "add", "arguments": {"a": 2, "b": 3}})
     model = ScriptedModel([f"Adding.\n</think>\n\n<tool_call>\n{body}\n</tool_call>", "Done.\n</think>\n\nIt is 5."])
     model.thinking = True
-    monkeypatch.setattr(cli, "make_agent", lambda args: Agent(model, [add], examples=()))  # type: ignore[arg-type]
+    monkeypatch.setattr("agent.cli.options.make_agent", lambda args: Agent(model, [add], examples=()))  # type: ignore[arg-type]
     assert cli.main(["solve", "2 + 3?"]) == 0
     out, err = capsys.readouterr()
     assert out == "It is 5.\n"  # stdout: the answer alone
@@ -169,10 +171,10 @@ def test_chat_commands_multiline_save_and_trace(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     from agent import cli
-    from agent.trace import load
+    from agent.ui.trace import load
 
     model = ScriptedModel(["First answer.", "Second answer."])
-    monkeypatch.setattr(cli, "make_agent", lambda args: Agent(model, [], examples=()))  # type: ignore[arg-type]
+    monkeypatch.setattr("agent.cli.options.make_agent", lambda args: Agent(model, [], examples=()))  # type: ignore[arg-type]
     script = [
         "/help",
         "/model",
@@ -203,7 +205,7 @@ def test_chat_commands_multiline_save_and_trace(
 
 
 def test_an_approval_request_stops_the_live_line() -> None:
-    from agent.records import ApprovalRequested
+    from agent.core.records import ApprovalRequested
 
     view = View(Terminal(), color=True, width=100)
     view.begin(at=0.0)

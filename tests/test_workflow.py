@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.scripted import ScriptedModel
-from agent.workflow import WorkflowError, load_workflow, parse_vars
+from agent.models.scripted import ScriptedModel
+from agent.workloads.workflow import WorkflowError, load_workflow, parse_vars
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

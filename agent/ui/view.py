@@ -18,194 +18,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from agent import records
+from agent.core import records
+from agent.ui.mathtext import readable_math
+from agent.ui.timing import StepFigures, StepTimer
 
 if TYPE_CHECKING:
-    from agent.records import Event, Result
+    from agent.core.records import Event, Result
 
 
 def use_color(out: IO[str]) -> bool:
     """Whether `out` gets colour: a terminal, `NO_COLOR` unset (https://no-color.org), `TERM` not dumb."""
     isatty = getattr(out, "isatty", None)
     return bool(isatty and isatty()) and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
-
-
-@dataclass(frozen=True)
-class StepFigures:
-    """What one reasoning step cost, measured from the events' arrival times."""
-
-    step: int
-    """1 for the first step of the episode."""
-    prompt_evaluated: int
-    """Prompt tokens llama.cpp had to evaluate."""
-    prompt_reused: int
-    """Prompt tokens taken from the KV cache."""
-    generated: int
-    """Tokens the model generated in this step."""
-    seconds: float
-    """Wall time of the step, prefill included, tools excluded."""
-    prefill_seconds: float | None
-    """Time until the first generated text arrived (prompt evaluation); None when no text came
-    (a step that only wrote a constrained tool call streams no text)."""
-    tokens_per_second: float | None
-    """Generation speed: generated tokens over the time after the first text; None when no text
-    streamed (then prompt evaluation and generation cannot be told apart)."""
-    context_used: int
-    """Tokens in the context at the end of the step (prompt plus generation)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return dict(self.__dict__)
-
-
-class StepTimer:
-    """Turns event arrival times into per-step figures.
-
-    A step runs from the end of the previous step (or its last tool call) to its `StepFinished`;
-    its prefill ends when its first text arrives. Times are seconds on any one clock.
-    """
-
-    def __init__(self, began: float) -> None:
-        """Start timing at `began` (the episode's start)."""
-        self.step_began = began
-        self.first_text: float | None = None
-        self.pieces = 0
-        self.context_used = 0
-
-    def text(self, at: float) -> None:
-        """A piece of reasoning or answer text arrived at `at`."""
-        if self.first_text is None:
-            self.first_text = at
-        self.pieces += 1
-
-    def live_rate(self, now: float) -> float:
-        """Text pieces per second so far in this step: a live estimate of tokens per second."""
-        if self.first_text is None or now - self.first_text < 0.2:
-            return 0.0
-        return self.pieces / (now - self.first_text)
-
-    def resume(self, at: float) -> None:
-        """A tool call ended at `at`: the next step starts here (tool time is not model time)."""
-        self.step_began, self.first_text, self.pieces = at, None, 0
-
-    def finish(self, event: records.StepFinished, at: float) -> StepFigures:
-        """The step ended at `at`; returns its figures and starts the next step."""
-        seconds = max(at - self.step_began, 0.0)
-        prefill = None if self.first_text is None else round(max(self.first_text - self.step_began, 0.0), 4)
-        generating = at - self.first_text if self.first_text is not None else 0.0
-        rate = round(event.generated / generating, 2) if generating > 0 and event.generated else None
-        self.context_used = event.prompt_evaluated + event.prompt_reused + event.generated
-        figures = StepFigures(
-            event.step,
-            event.prompt_evaluated,
-            event.prompt_reused,
-            event.generated,
-            round(seconds, 4),
-            prefill,
-            rate,
-            self.context_used,
-        )
-        self.resume(at)
-        return figures
-
-
-_SYMBOLS = {
-    r"\cdot": "·",
-    r"\times": "×",
-    r"\div": "÷",
-    r"\pm": "±",
-    r"\mp": "∓",
-    r"\leq": "≤",
-    r"\le": "≤",
-    r"\geq": "≥",
-    r"\ge": "≥",
-    r"\neq": "≠",
-    r"\ne": "≠",
-    r"\approx": "≈",
-    r"\infty": "∞",
-    r"\pi": "π",
-    r"\theta": "θ",
-    r"\alpha": "α",
-    r"\beta": "β",
-    r"\lambda": "λ",
-    r"\sum": "Σ",
-    r"\to": "→",
-    r"\rightarrow": "→",
-    r"\implies": "⟹",
-    r"\circ": "°",
-    r"\%": "%",
-    r"\,": " ",
-    r"\;": " ",
-    r"\!": "",
-    r"\quad": " ",
-    r"\left": "",
-    r"\right": "",
-    r"\displaystyle": "",
-}
-_SUPERSCRIPTS = str.maketrans("0123456789+-()n", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁽⁾ⁿ")
-
-
-def _group(text: str, start: int) -> tuple[str, int] | None:
-    """The `{...}` group opening at `text[start]` (nested braces allowed) and the index after it."""
-    if start >= len(text) or text[start] != "{":
-        return None
-    depth = 0
-    for i in range(start, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        if depth == 0:
-            return text[start + 1 : i], i + 1
-    return None
-
-
-def _wrap(part: str) -> str:
-    # a/b needs no brackets; (a+b)/(c d) does, or it would read differently.
-    return part if re.fullmatch(r"[\w.√π]+", part) else f"({part})"
-
-
-def readable_math(text: str) -> str:
-    """LaTeX-ish math as plain readable text: `$\\frac{1}{2}$` → `1/2`, `\\boxed{x^{2}}` → `x²`.
-
-    Only the common notation models write in answers is rewritten; anything else is left as it
-    was, so nothing is lost.
-    """
-    commands = ("boxed", "text", "mathrm", "mathbf", "operatorname", "frac", "dfrac", "tfrac", "sqrt")
-    out, i = [], 0
-    while i < len(text):
-        match = re.match(r"\\([a-zA-Z]+)", text[i:])
-        name = match.group(1) if match else ""
-        if name in commands:
-            first = _group(text, i + len(name) + 1)
-            if first is not None:
-                inner, after = first
-                if name in ("frac", "dfrac", "tfrac"):
-                    second = _group(text, after)
-                    if second is not None:
-                        out.append(f"{_wrap(readable_math(inner))}/{_wrap(readable_math(second[0]))}")
-                        i = second[1]
-                        continue
-                elif name == "sqrt":
-                    out.append("√" + _wrap(readable_math(inner)))
-                    i = after
-                    continue
-                else:
-                    out.append(readable_math(inner))
-                    i = after
-                    continue
-        out.append(text[i])
-        i += 1
-    plain = "".join(out)
-    for command in sorted(_SYMBOLS, key=len, reverse=True):  # \leq before \le
-        plain = re.sub(re.escape(command) + r"(?![a-zA-Z])", _SYMBOLS[command].replace("\\", r"\\"), plain)
-    plain = re.sub(
-        r"\^\{([0-9n+\-()]+)\}|\^([0-9n])", lambda m: (m.group(1) or m.group(2)).translate(_SUPERSCRIPTS), plain
-    )
-    plain = re.sub(r"\$\$|\$|\\\(|\\\)|\\\[|\\\]", "", plain)
-    return plain
 
 
 class View:

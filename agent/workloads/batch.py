@@ -9,7 +9,7 @@ above 1, that many episodes run at once, each on its own copy of the agent; that
 a model server that batches requests (llama.cpp's `--parallel`, vLLM), not against one
 in-process model, whose callers take turns.
 
-A task that raises (a server gone, a bug) is reported on stderr and not written, so the next
+A task that raises (a server gone, a bug) is reported to `failed` and not written, so the next
 run tries it again. A call that waits for approval is declined: there is no one to ask. This
 module does not retry, and does not order the output (lines come in the order tasks finish).
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -150,8 +149,12 @@ def run_batch(
     *,
     workers: int = 1,
     progress: Callable[[Progress], None] | None = None,
+    failed: Callable[[Task, Exception], None] | None = None,
 ) -> Progress:
-    """Answer every task not yet in `out_path`; returns the final `Progress`."""
+    """Answer every task not yet in `out_path`; returns the final `Progress`.
+
+    `progress` hears after each finished task, `failed` of each task that raised.
+    """
     tasks = read_tasks(tasks_path)
     done = finished_ids(out_path)
     todo = [t for t in tasks if t.id not in done]
@@ -199,7 +202,8 @@ def run_batch(
                     record = future.result()
                 except Exception as exc:  # reported and retried next run; the batch goes on
                     counts["failed"] += 1
-                    print(f"qwq-agent: task {task.id} (line {task.line}) failed: {exc}", file=sys.stderr)
+                    if failed is not None:
+                        failed(task, exc)
                     continue
                 out.write(record)
                 counts["answered" if record["answer"] is not None else "unanswered"] += 1
@@ -209,23 +213,3 @@ def run_batch(
         pool.shutdown(wait=True, cancel_futures=True)
         out.close()
     return status()
-
-
-def command(args: Any) -> int:
-    """`qwq-agent batch TASKS.jsonl -o OUT.jsonl [--workers N]`."""
-    from agent.cli import EXIT_ANSWERED, EXIT_NO_ANSWER, make_agent
-
-    read_tasks(args.tasks)  # a bad file fails before the model loads
-    if getattr(args, "session", None):
-        raise BatchError("--session does not apply to batches: each task is its own episode")
-    agent = make_agent(args)
-    tty = sys.stderr.isatty()
-
-    def show(p: Progress) -> None:
-        if not args.quiet:
-            print(("\r\033[K" if tty else "") + p.line(), end="" if tty else "\n", file=sys.stderr, flush=True)
-
-    final = run_batch(agent, args.tasks, args.output, workers=args.workers, progress=show)
-    if not args.quiet:
-        print(("\r\033[K" if tty else "") + final.line(), file=sys.stderr)
-    return EXIT_ANSWERED if final.failed == 0 else EXIT_NO_ANSWER

@@ -27,8 +27,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from agent.model import Generation, ModelError, Piece, Sampling
-from agent.transcript import IM_END, neutralize
+from agent.models.chatml import IM_END, neutralize
+from agent.models.protocol import INSTRUCT_SAMPLING, REASONING_SAMPLING, Generation, ModelError, Piece, Sampling
 
 END_TOKEN = 0
 """The id of the end piece; no stand-in packs to 0."""
@@ -95,8 +95,6 @@ class OpenAIModel:
         import os
 
         import httpx
-
-        from agent.model import INSTRUCT_SAMPLING, REASONING_SAMPLING
 
         self.base_url = base_url.rstrip("/")
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")

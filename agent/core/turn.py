@@ -20,46 +20,19 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from agent.model import Model
-from agent.parse import BadCall, CallOpened, Content, Event, ParsedCall, Reasoning, StreamParser
-from agent.records import AnswerText, ReasoningText
-from agent.transcript import THINK_CLOSE
+from agent.core.parse import BadCall, CallOpened, Content, Event, ParsedCall, Reasoning, StreamParser
+from agent.core.records import AnswerText, ReasoningText
+from agent.core.settings import Controls
+from agent.core.transcript import THINK_CLOSE
+from agent.models.protocol import Model
 
 MAX_CALL_TOKENS = 1024
 """A call body longer than this is cut off and reported to the model as unclosed."""
 
 # Products and quotients of multi-digit numbers: where models slip and a tool would not.
 HEAVY_ARITHMETIC = re.compile(r"\d{2,}(?:[.,]\d+)?\s*(?:[×*/÷]|\\times|\\cdot)\s*\d{2,}")
-
-
-@dataclass(frozen=True)
-class Controls:
-    """How a reasoning model's thought is bounded, extended and nudged. All off by default."""
-
-    thinking_budget: int | None = None
-    """Thinking tokens for the whole episode; reaching it closes the thought."""
-    step_thinking_budget: int | None = None
-    """Thinking tokens for any one step."""
-    min_thinking: int = 0
-    """A thought that ends before this many tokens is extended with `wait_text`."""
-    wait_text: str = "Wait"
-    """What replaces a closing tag that came too early (s1 uses "Wait")."""
-    close_text: str = "\n\nI have to answer now.\n" + THINK_CLOSE + "\n\n"
-    """What closes a thought at its budget."""
-    answer_tokens: int = 512
-    """Tokens left for the answer once a thought is closed at its budget."""
-    hint: str | None = None
-    """A tool hint to write into the thought (START); None disables hints."""
-    hint_after: int | None = None
-    """Give the hint after this many thinking tokens without a tool call."""
-    hint_on_arithmetic: bool = True
-    """Give the hint when the thought multiplies or divides multi-digit numbers."""
-    calls_in_reasoning: Literal["execute", "ignore"] | None = None
-    """A `<tool_call>` inside the thought: run it, or leave it as text. None: as the model's
-    chat template expects (QwQ's renders calls after the thought, so: ignore)."""
 
 
 def default_hint(tool_names: Any) -> str:
@@ -77,11 +50,11 @@ class Turn:
         model: Model,
         parser: StreamParser,
         emit: Callable[[Any], None],
-        controls: Controls = Controls(),
+        controls: Controls | None = None,
         *,
         thinking_left: int | None = None,
     ) -> None:
-        self.model, self.parser, self.emit, self.controls = model, parser, emit, controls
+        self.model, self.parser, self.emit, self.controls = model, parser, emit, controls or Controls()
         self.thinking_left = thinking_left
         self.tokens: list[int] = []
         self.kinds: list[str] = []  # per token: think, tag (</think>), content, call, or ours (written by us)

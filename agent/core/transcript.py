@@ -4,7 +4,7 @@
 it to that), split into `Segment`s so structure and data can be tokenized differently: structure
 may contain special tokens, data (user text, observations, model text) never does. `Transcript`
 is the token sequence of one conversation; it only grows, so llama.cpp reuses its KV cache by
-prefix match. `neutralize` defuses tool output that would forge transcript structure.
+prefix match. Tool output is defused with `neutralize` (`agent.models.chatml`) before it enters.
 
 This module does not talk to a model or parse what one generates (see `agent.parse`).
 """
@@ -12,16 +12,22 @@ This module does not talk to a model or parse what one generates (see `agent.par
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agent.models.chatml import (
+    CALL_CLOSE,
+    CALL_OPEN,
+    IM_END,
+    IM_START,
+    THINK_CLOSE,
+    THINK_OPEN,
+    neutralize,
+)
+
 Role = Literal["system", "user", "assistant", "tool"]
 
-IM_START, IM_END = "<|im_start|>", "<|im_end|>"
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 
 TOOLS_PREAMBLE = (
     "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
@@ -139,20 +145,6 @@ def observation(text: str, *, open_turn: bool = True, close_turn: bool = True) -
         Segment(neutralize(text), False),
         Segment("\n</tool_response>" + (IM_END + "\n" if close_turn else ""), True),
     ]
-
-
-# Tags that would let tool output close its turn, open a new one, or fake a call or a thought.
-_FORGERY = re.compile(r"<\|[^|<>\s]{1,40}\|>|<\s*/?\s*(?:tool_call|tool_response|tools|think)\s*>", re.IGNORECASE)
-
-
-def neutralize(text: str) -> str:
-    """Defuse transcript structure in untrusted text, keeping it readable.
-
-    The tag's `<` becomes `&lt;`: the model still sees what the text said, but neither the
-    tokenizer (llama.cpp matches added tokens such as `<tool_call>` even in plain text) nor the
-    parser can take it for structure.
-    """
-    return _FORGERY.sub(lambda m: "&lt;" + m.group(0)[1:], text)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.records import Result
+from agent.core.records import Result
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -313,43 +313,3 @@ def parse_vars(items: list[str]) -> dict[str, str]:
             raise WorkflowError(f"--var {item!r}: write it as NAME=VALUE")
         values[name.strip()] = value
     return values
-
-
-def command(args: Any) -> int:
-    """`qwq-agent run WORKFLOW.yaml [--var NAME=VALUE ...]`."""
-    import json
-    import sys
-
-    from agent.cli import EXIT_ANSWERED, EXIT_NO_ANSWER, make_agent, make_view, with_approvals
-    from agent.records import Final
-
-    workflow = load_workflow(args.workflow)
-    values = workflow.bind(parse_vars(args.var))  # fail before the model loads
-    first = make_agent(args)
-
-    def ask(agent: Any, step: Step, prompt: str) -> Result:
-        print(f"── {step.id}: {prompt}", file=sys.stderr)
-        view = make_view(args, agent, show_answer=True)
-        result = None
-        view.begin()
-        try:
-            for event in with_approvals(agent, agent.stream(prompt), None):
-                result = view.show(event) or result
-                if isinstance(event, Final):
-                    result = event.result
-        finally:
-            view.close()
-        assert result is not None
-        print(file=sys.stderr)
-        return result
-
-    outcome = workflow.run(first.model, values, approval=args.approve, ask=ask)
-    if args.json:
-        steps = {step: result.to_dict() for step, result in outcome.steps}
-        print(json.dumps({"workflow": workflow.name, "answer": outcome.answer, "steps": steps}, ensure_ascii=False))
-    elif outcome.answer is not None:
-        print(outcome.answer)
-    else:
-        step, result = outcome.steps[-1]
-        print(f"qwq-agent: step {step} gave no answer ({result.stop_reason}); the workflow stopped", file=sys.stderr)
-    return EXIT_ANSWERED if outcome.answer is not None else EXIT_NO_ANSWER

@@ -15,25 +15,29 @@ decided here; parsing, tokenizing and tool schemas are not.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypedDict
+from typing import Any, TypedDict
 
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
 import prompts
-from agent.grammar import tool_call_grammar
-from agent.model import Model
-from agent.parse import BadCall, ParsedCall, StreamParser
-from agent.records import Observation, StepFinished, ToolCall, ToolCallStarted
-from agent.transcript import (
+from agent.core.grammar import tool_call_grammar
+from agent.core.parse import BadCall, ParsedCall, StreamParser
+from agent.core.policy import (
+    MAX_REPETITIONS,
+    approved_call,
+    needs_approval,
+    repeated_call,
+    run_call,
+    same_calls,
+)
+from agent.core.records import Observation, StepFinished, ToolCall, ToolCallStarted
+from agent.core.settings import Approval, Budget, Settings
+from agent.core.transcript import (
     IM_END,
     THINK_CLOSE,
-    Call,
     Message,
     Segment,
     Transcript,
@@ -41,47 +45,9 @@ from agent.transcript import (
     observation,
     render,
 )
-from agent.turn import Controls, Turn
-from tools import Registry, ToolError
-
-ToolChoice = Literal["auto", "required", "none"] | str
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Limits on one episode; reaching any of them asks the model for its final answer."""
-
-    max_steps: int = 8
-    """Reasoning steps (assistant turns) before the final one."""
-    max_tokens: int = 4096
-    """Tokens generated across the episode, reasoning included."""
-    max_seconds: float | None = None
-    """Wall time for the episode."""
-    max_tool_seconds: float | None = None
-    """Wall time spent inside tools."""
-    final_tokens: int = 512
-    """Tokens allowed for the forced final answer."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How an agent prompts and constrains its model."""
-
-    system_prompt: str
-    """The system message; the tool list is appended to it as QwQ's template does."""
-    examples: tuple[Message, ...] = ()
-    """Few-shot messages placed before the first question."""
-    tool_choice: ToolChoice = "auto"
-    """auto: the model decides; required: the first step must call a tool; none: no tools;
-    a tool's name: the first step must call that tool."""
-    budget: Budget = Budget()
-    """The episode's limits."""
-    reasoning: bool | None = None
-    """Force `<think>` mode on or off; None: as the model says (its chat template)."""
-    controls: Controls = field(default_factory=Controls)
-    """Thinking budgets, "Wait" extension, tool hints, calls inside the thought."""
-    verify: bool = False
-    """After the first answer, ask the model to check it with the tools, then answer again."""
+from agent.core.turn import Turn
+from agent.models.protocol import Model
+from tools import Registry
 
 
 class State(TypedDict, total=False):
@@ -326,83 +292,6 @@ def build_graph(
     graph.add_conditional_edges("reason", route, ["act", "reason", END])
     graph.add_conditional_edges("act", lambda state: "act" if state["pending"] else "reason", ["act", "reason"])
     return graph.compile(checkpointer=checkpointer)
-
-
-def run_call(registry: Registry, item: ParsedCall | BadCall, emit: Callable[[Any], None]) -> ToolCall:
-    """Run one call; mistakes of the model and `ToolError`s become error observations."""
-    if isinstance(item, BadCall):
-        return ToolCall("", {}, f"error: {item.error}", error=True)
-    name, arguments = item.call.name, item.call.arguments
-    emit(ToolCallStarted(name, arguments))
-    if name not in registry:
-        known = ", ".join(registry) or "none"
-        return ToolCall(name, arguments, f"error: there is no tool named {name!r}; the tools are: {known}", True)
-    began = time.monotonic()
-    try:
-        output, error = registry[name].invoke(arguments), False
-    except ToolError as exc:
-        output, error = f"error: {exc}", True
-    return ToolCall(name, arguments, output, error, time.monotonic() - began)
-
-
-Approval = Literal["auto", "always", "never"]
-"""When a person approves a call. auto: every call of a tool marked `needs_approval`, and code
-execution once untrusted text (the web) has entered the episode; always: also every code
-execution; never: nothing asks (trusted scripts, batches)."""
-
-MAX_REPETITIONS = 3
-"""The third repetition of an identical call ends the episode with a final answer."""
-
-
-def same_calls(history: list[ToolCall], item: ParsedCall | BadCall) -> list[ToolCall]:
-    """The earlier calls of this episode identical to `item` (same tool, same arguments)."""
-    if isinstance(item, BadCall):
-        return []
-    return [c for c in history if c.name == item.call.name and c.arguments == item.call.arguments]
-
-
-def repeated_call(earlier: list[ToolCall]) -> ToolCall:
-    """The observation for a call the model already made: the first result, not another run."""
-    first = earlier[0]
-    note = (
-        f"You already called {first.name} with these arguments ({len(earlier)} time(s)); it returned: {first.output}\n"
-        "Calling it again gives the same result: use it, try something different, or give your final answer."
-    )
-    return ToolCall(first.name, first.arguments, note, error=True)
-
-
-CODE_TOOLS = frozenset({"python"})
-"""Tools that run model-written code: the sandbox contains them, but web text could steer them."""
-
-
-def needs_approval(registry: Registry, item: ParsedCall | BadCall, untrusted: bool, approval: Approval) -> str | None:
-    """Why a person must approve this call first ("marked", "code", "untrusted"), or None."""
-    if approval == "never" or isinstance(item, BadCall) or item.call.name not in registry:
-        return None
-    name = item.call.name
-    if registry[name].needs_approval:
-        return "marked"
-    if name in CODE_TOOLS and approval == "always":
-        return "code"
-    if name in CODE_TOOLS and untrusted:
-        return "untrusted"
-    return None
-
-
-def approved_call(registry: Registry, item: ParsedCall, decision: Any, emit: Callable[[Any], None]) -> ToolCall:
-    """Run a call a person decided on: `{"approve": bool, "arguments": dict | None}`."""
-    decision = decision if isinstance(decision, dict) else {"approve": bool(decision)}
-    name = item.call.name
-    if not decision.get("approve"):
-        emit(ToolCallStarted(name, item.call.arguments))
-        return ToolCall(name, item.call.arguments, "error: a person declined this call; do without it", True)
-    edited = decision.get("arguments")
-    if edited is None or edited == item.call.arguments:
-        return run_call(registry, item, emit)
-    record = run_call(registry, ParsedCall(Call(name, dict(edited)), item.raw), emit)
-    # The model must learn that what ran is not what it wrote.
-    note = f"(a person changed the arguments to {json.dumps(edited, ensure_ascii=False)})\n"
-    return replace(record, output=note + record.output)
 
 
 def recursion_limit(budget: Budget) -> int:

@@ -23,7 +23,7 @@ IMAGE_FORMATS = ("png", "svg")
 def compiled_graph() -> Any:
     """The agent's compiled graph, built on a scripted model (no weights are loaded)."""
     from agent.api import Agent
-    from agent.scripted import ScriptedModel
+    from agent.models.scripted import ScriptedModel
     from tools import default_tools
 
     return Agent(ScriptedModel([]), default_tools(["calculator"])).graph

@@ -1,4 +1,4 @@
-"""`qwq-agent doctor`: check that this machine can run the agent, and say how to fix what is missing.
+"""The checks behind `qwq-agent doctor`: can this machine run the agent, and how to fix what is missing.
 
 Each check returns a `Check`: ok, warn (the agent runs, with something missing) or fail (it
 cannot run), with what was found and, when not ok, the fix. The checks: llama.cpp and its build
@@ -7,21 +7,21 @@ memory for it, the sandbox's isolation layers, the network for web search (one D
 one TCP connect with a short timeout, nothing sent), and the cache and session directories
 (writable, or creatable).
 
-This module only inspects: it installs, downloads and changes nothing, except that it loads the
+This module only inspects (`agent.cli.doctor` prints the report): it installs, downloads and
+changes nothing, except that it loads the
 model once to prove it loads. A model named by hub id is looked up in the local hub cache only.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -89,7 +89,9 @@ def _hub_cached(spec: str) -> Path | None:
 
 def check_model(spec: str | None = None, context_size: int = 8192) -> Check:
     """The model is found, is a whole GGUF, and loads; its size and context."""
-    from agent.model import _HUB_SPEC, LlamaCppModel, ModelError, check_gguf, embedded_model_path
+    from agent.models.llama_cpp import LlamaCppModel
+    from agent.models.protocol import ModelError
+    from agent.models.sources import _HUB_SPEC, check_gguf, embedded_model_path
 
     try:
         if spec is None:
@@ -124,7 +126,7 @@ def check_model(spec: str | None = None, context_size: int = 8192) -> Check:
 def check_memory(spec: str | None = None) -> Check:
     """Enough memory for the model's weights, when they are not offloaded to a GPU."""
     try:
-        from agent.model import embedded_model_path
+        from agent.models.sources import embedded_model_path
 
         path = embedded_model_path() if spec is None else Path(spec).expanduser()
         size = path.stat().st_size
@@ -238,33 +240,3 @@ def run_checks(
     checks.append(check_directory("cache", default_cache_dir()))
     checks.append(check_directory("sessions", default_session_dir()))
     return checks
-
-
-def report(checks: list[Check], out: IO[str], *, as_json: bool = False) -> int:
-    """Print the checks (JSON, a table on a colour terminal, plain lines otherwise); returns the exit code."""
-    from agent.view import use_color
-
-    usable = all(c.status != "fail" for c in checks)
-    if as_json:
-        out.write(json.dumps({"usable": usable, "checks": [asdict(c) for c in checks]}, ensure_ascii=False) + "\n")
-    elif use_color(out):
-        from rich.console import Console
-        from rich.table import Table
-
-        marks = {"ok": "[green]✓ ok[/]", "warn": "[yellow]! warn[/]", "fail": "[red]✗ fail[/]"}
-        table = Table(show_header=False, box=None, padding=(0, 1))
-        for c in checks:
-            table.add_row(
-                marks[c.status], f"[bold]{c.name}[/]", c.detail + (f"\n[cyan]fix:[/] {c.fix}" if c.fix else "")
-            )
-        console = Console(file=out, highlight=False)
-        console.print(table)
-        console.print("[green]usable[/]" if usable else "[red]not usable: see the fixes above[/]")
-    else:
-        for c in checks:
-            out.write(f"{ {'ok': '✓', 'warn': '!', 'fail': '✗'}[c.status] } {c.name}: {c.detail}\n")
-            if c.fix:
-                out.write(f"    fix: {c.fix}\n")
-        out.write("usable\n" if usable else "not usable: see the fixes above\n")
-    out.flush()
-    return 0 if usable else 1

@@ -16,7 +16,7 @@ import contextlib
 import json
 from dataclasses import dataclass
 
-from agent.transcript import CALL_CLOSE, CALL_OPEN, THINK_CLOSE, THINK_OPEN, Call
+from agent.core.transcript import CALL_CLOSE, CALL_OPEN, THINK_CLOSE, THINK_OPEN, Call
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,14 @@ second, context used) and the final `Result`, each stamped with `t`, seconds sin
 began, and the episode's number (batches interleave episodes). Lines are flushed as they are
 written, so a killed run leaves a readable trace.
 
-`load` reads a trace back (errors name the line), `replay` shows it through a `View`, and `html`
-renders one self-contained page: inline style and script only, a Content-Security-Policy that
-forbids loading anything, a timeline per episode, collapsible reasoning, per-step figures.
+`load` reads a trace back (errors name the line) and `replay` shows it through a `View`;
+`agent.ui.trace_html` renders it as one self-contained page.
 
 This module does not run models or tools, and does not decide what is shown live (`agent.view`).
 """
 
 from __future__ import annotations
 
-import html as markup
 import json
 import os
 import threading
@@ -28,11 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from agent import records
-from agent.view import StepTimer
+from agent.core import records
+from agent.ui.timing import StepTimer
 
 if TYPE_CHECKING:
-    from agent.view import View
+    from agent.ui.view import View
 
 VERSION = 1
 """The trace format's version, in the header line."""
@@ -338,196 +336,3 @@ def replay(trace: Trace, view: View) -> None:
             if event is not None:
                 view.show(event, at=record["t"])
         view.close()
-
-
-# -- HTML ------------------------------------------------------------------------------------
-
-_STYLE = """
-:root { --bg:#fbfaf7; --ink:#1d1b26; --dim:#6b6878; --think:#7c5cc4; --answer:#1f8a4c; --tool:#d07a12;
-  --err:#c8352b; --prefill:#b9b4c8; --card:#fff; --line:#e4e1ea; }
-@media (prefers-color-scheme: dark) { :root { --bg:#15141b; --ink:#e9e6f2; --dim:#9a96a8; --card:#1e1c27;
-  --line:#34313f; --prefill:#4a4658; } }
-* { box-sizing: border-box; }
-body { margin:0 auto; max-width:1000px; padding:24px; background:var(--bg); color:var(--ink);
-  font:15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; }
-header h1 { font-size:20px; margin:0 0 4px; } header p { margin:0; color:var(--dim); }
-.controls { margin:12px 0 4px; } button { font:inherit; font-size:13px; padding:3px 10px; cursor:pointer;
-  border:1px solid var(--line); background:var(--card); color:var(--ink); border-radius:6px; }
-section.episode { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:16px 20px;
-  margin:18px 0; }
-h2.question { font-size:18px; margin:0 0 8px; } h2.question::before { content:"? "; color:var(--think); }
-.figures { display:flex; flex-wrap:wrap; gap:6px 18px; color:var(--dim); font-size:13px; margin-bottom:10px; }
-.figures b { color:var(--ink); font-weight:600; }
-.timeline { position:relative; height:22px; background:var(--bg); border:1px solid var(--line);
-  border-radius:5px; overflow:hidden; margin:8px 0 4px; }
-.timeline span { position:absolute; top:0; bottom:0; min-width:2px; }
-.seg-prefill { background:var(--prefill); }
-.seg-model { background:repeating-linear-gradient(135deg, var(--prefill) 0 6px, var(--think) 6px 9px); }
-.seg-reasoning { background:var(--think); }
-.seg-answer { background:var(--answer); } .seg-tool { background:var(--tool); } .seg-error { background:var(--err); }
-.legend { font-size:12px; color:var(--dim); margin-bottom:12px; }
-.legend i { display:inline-block; width:10px; height:10px; border-radius:2px; margin:0 4px 0 12px; }
-ol.items { list-style:none; padding:0; margin:0; }
-ol.items > li { border-left:3px solid var(--line); padding:6px 0 6px 14px; margin:6px 0; }
-li.step { border-left-color:var(--think) !important; } li.call { border-left-color:var(--tool) !important; }
-li.call.error { border-left-color:var(--err) !important; }
-.head { font-weight:600; } .head small { font-weight:400; color:var(--dim); margin-left:8px; }
-details.reasoning summary { cursor:pointer; color:var(--think); font-size:13px; }
-pre { white-space:pre-wrap; word-break:break-word; margin:6px 0; font:13px/1.45 ui-monospace, monospace;
-  background:var(--bg); border:1px solid var(--line); border-radius:6px; padding:8px 10px; }
-details.reasoning pre { color:var(--dim); font-style:italic; }
-.text { margin:6px 0; }
-.final { border:2px solid var(--answer); border-radius:8px; padding:10px 14px; margin-top:14px; }
-.final .label { color:var(--answer); font-weight:700; font-size:13px; text-transform:uppercase; }
-.final.none { border-color:var(--err); } .final.none .label { color:var(--err); }
-footer { color:var(--dim); font-size:12px; margin-top:24px; }
-"""
-
-# Inline and tiny: the page must work from a file, offline, under a policy that loads nothing.
-_SCRIPT = """
-(function () {
-  function all(open) { document.querySelectorAll('details.reasoning').forEach(function (d) { d.open = open; }); }
-  document.getElementById('expand').addEventListener('click', function () { all(true); });
-  document.getElementById('collapse').addEventListener('click', function () { all(false); });
-  document.body.setAttribute('data-ready', 'yes');
-})();
-"""
-
-
-def _e(text: Any) -> str:
-    return markup.escape(str(text), quote=True)
-
-
-def _seconds(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f} s"
-
-
-def _timeline(episode: Episode) -> str:
-    end = episode.ended if episode.ended is not None else max([episode.began, *(r["t"] for r in episode.records)])
-    span = max(end - episode.began, 1e-6)
-    segments: list[tuple[str, float, float, str]] = []
-    for item in episode.items:
-        if isinstance(item, Step):
-            stop = item.ended if item.ended is not None else end
-            kind = "answer" if item.answer.strip() and not item.reasoning.strip() else "reasoning"
-            if item.first_text is not None:
-                segments.append(("prefill", item.began, item.first_text, "prompt evaluation"))
-                segments.append((kind, item.first_text, stop, f"step {item.figures.get('step', '?')}: generation"))
-            else:  # nothing streamed (a constrained call): prompt and generation cannot be told apart
-                title = f"step {item.figures.get('step', '?')}: prompt and generation"
-                segments.append(("model", item.began, stop, title))
-        else:
-            stop = item.ended if item.ended is not None else end
-            segments.append(("error" if item.error else "tool", item.started, stop, f"{item.name or 'bad call'}"))
-    spans = []
-    for kind, start, stop, title in segments:
-        left = 100 * (start - episode.began) / span
-        width = 100 * max(stop - start, 0) / span
-        label = f"{title}: {stop - start:.2f} s"
-        spans.append(
-            f'<span class="seg-{kind}" style="left:{left:.3f}%;width:{width:.3f}%" title="{_e(label)}"></span>'
-        )
-    return f'<div class="timeline" role="img" aria-label="timeline">{"".join(spans)}</div>'
-
-
-def _step_html(step: Step) -> str:
-    f = step.figures
-    figures = (
-        f"{f.get('prompt_evaluated', 0):,} prompt tokens evaluated + {f.get('prompt_reused', 0):,} reused"
-        + ("" if f.get("prefill_seconds") is None else f" in {f['prefill_seconds']:.2f} s")
-        + f" · {f.get('generated', 0):,} generated"
-        + ("" if f.get("tokens_per_second") is None else f" at {f['tokens_per_second']:.1f} tok/s")
-        + f" · {f.get('seconds', 0):.2f} s"
-    )
-    if f.get("context_used"):
-        size = f.get("context_size")
-        figures += f" · context {f['context_used']:,}" + (f"/{size:,}" if size else "")
-    parts = [f'<div class="head">Step {_e(f.get("step", "?"))}<small>{_e(figures)}</small></div>']
-    if step.reasoning.strip():
-        words = len(step.reasoning.split())
-        parts.append(
-            f'<details class="reasoning"><summary>Reasoning ({words:,} words)</summary>'
-            f"<pre>{_e(step.reasoning.strip())}</pre></details>"
-        )
-    if step.answer.strip():
-        parts.append(f'<div class="text">{_e(step.answer.strip())}</div>')
-    return f'<li class="step">{"".join(parts)}</li>'
-
-
-def _call_html(call: Call) -> str:
-    arguments = json.dumps(call.arguments, ensure_ascii=False, indent=1 if len(str(call.arguments)) > 80 else None)
-    code = call.arguments.get("code") if isinstance(call.arguments.get("code"), str) else None
-    mark = "✗" if call.error else "→"
-    return (
-        f'<li class="call{" error" if call.error else ""}">'
-        f'<div class="head">{mark} {_e(call.name or "bad call")}<small>{_seconds(call.seconds)}</small></div>'
-        f"<pre class=arguments>{_e(code if code is not None else arguments)}</pre>"
-        f"<pre class=output>{_e(call.output)}</pre></li>"
-    )
-
-
-def _episode_html(episode: Episode) -> str:
-    result = episode.result or {}
-    stats = result.get("stats") or {}
-    figures = [
-        ("steps", stats.get("steps", sum(isinstance(i, Step) for i in episode.items))),
-        ("tool calls", stats.get("tool_calls", sum(isinstance(i, Call) for i in episode.items))),
-        ("prompt evaluated", f"{stats.get('prompt_evaluated', 0):,}"),
-        ("reused", f"{stats.get('prompt_reused', 0):,}"),
-        ("generated", f"{stats.get('generated_tokens', 0):,}"),
-        ("thinking", f"{stats.get('thinking_tokens', 0):,}"),
-        ("time", _seconds(stats.get("time_total_s"))),
-        ("stop", result.get("stop_reason", "unfinished")),
-    ]
-    items = "".join(_step_html(i) if isinstance(i, Step) else _call_html(i) for i in episode.items)
-    answer = result.get("answer")
-    if episode.result is None:
-        final = '<div class="final none"><div class="label">No result</div>the run ended before the episode did</div>'
-    elif answer is None:
-        final = (
-            f'<div class="final none"><div class="label">No answer</div>{_e(result.get("stop_reason"))} budget</div>'
-        )
-    else:
-        final = f'<div class="final"><div class="label">Answer</div><div class="text">{_e(answer)}</div></div>'
-    return (
-        f'<section class="episode" id="episode-{episode.number}">'
-        f'<h2 class="question">{_e(episode.question)}</h2>'
-        f'<div class="figures">{"".join(f"<span>{_e(k)} <b>{_e(v)}</b></span>" for k, v in figures)}</div>'
-        f"{_timeline(episode)}"
-        '<div class="legend"><i class="seg-prefill"></i>prompt<i class="seg-model"></i>prompt + call'
-        '<i class="seg-reasoning"></i>reasoning'
-        '<i class="seg-answer"></i>answer<i class="seg-tool"></i>tool<i class="seg-error"></i>failed call</div>'
-        f'<ol class="items">{items}</ol>{final}</section>'
-    )
-
-
-def html(trace: Trace, *, title: str | None = None) -> str:
-    """One self-contained HTML page for a trace: no remote scripts, styles, fonts or images."""
-    header = trace.header
-    model = header.get("model") or {}
-    about = " · ".join(
-        str(x)
-        for x in (
-            model.get("name"),
-            model.get("context_size") and f"context {model['context_size']:,}",
-            header.get("command") and f"qwq-agent {header['command']}",
-            header.get("started"),
-        )
-        if x
-    )
-    first = trace.episodes[0].question if trace.episodes else "empty trace"
-    title = title or f"qwq-agent trace: {first[:80]}"
-    body = "".join(_episode_html(e) for e in trace.episodes) or "<p>This trace has no episodes.</p>"
-    policy = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-    return (
-        "<!doctype html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_STYLE}</style></head>\n"
-        f"<body><header><h1>qwq-agent trace</h1><p>{_e(about)}</p>"
-        '<div class="controls"><button id="expand" type="button">Expand all reasoning</button> '
-        '<button id="collapse" type="button">Collapse all</button></div></header>\n'
-        f"{body}\n<footer>Written by qwq-agent trace html; times are seconds from the start of the run.</footer>"
-        f"<script>{_SCRIPT}</script></body></html>\n"
-    )

@@ -1,4 +1,4 @@
-"""Accuracy and cost of an agent on a math data set: `qwq-agent eval DATASET`.
+"""Accuracy and cost of an agent on a math data set, the library behind `qwq-agent eval`.
 
 `load_items` reads JSONL in the common shapes: GSM8K (`question`, `answer` ending in `#### 42`),
 MATH/AIME/AMC (`problem` with `answer`, or only a `solution` with a `\\boxed{}`), and any
@@ -9,7 +9,8 @@ counted from the file. `summarize` turns results into a `Summary`: accuracy with
 interval, mean steps, tool calls, tokens and seconds per item; `compare` pairs two summaries'
 items; `plot` draws them (matplotlib, the `plot` extra).
 
-Grading is `agent.grading`. This module does not build agents (the CLI does) and runs episodes
+Grading is `agent.core.grading`. This module does not build agents nor print (`agent.cli.eval`
+does both), and runs episodes
 in parallel only on a served model (`OpenAIModel`, or any model with `parallel = True`); an
 in-process llama.cpp model runs one episode at a time.
 """
@@ -25,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from agent.grading import extract_answer, is_equivalent
+from agent.core.grading import extract_answer, is_equivalent
 
 QUESTION_KEYS = ("question", "problem", "Question", "Problem", "prompt", "input")
 ANSWER_KEYS = ("answer", "Answer", "final_answer", "target", "output", "expected_answer")
@@ -393,38 +394,6 @@ def summary_json(summary: Summary, comparison: Comparison | None = None) -> dict
     return data
 
 
-def summary_table(summaries: Sequence[Summary], comparison: Comparison | None = None) -> Any:
-    """A rich Table of the summaries, one column per configuration."""
-    from rich.table import Table
-
-    table = Table(title="evaluation", title_justify="left")
-    table.add_column("")
-    for s in summaries:
-        table.add_column(s.config, justify="right")
-    rows: list[tuple[str, Callable[[Summary], str]]] = [
-        ("items", lambda s: str(s.n)),
-        ("correct", lambda s: str(s.correct)),
-        ("accuracy", lambda s: f"{s.accuracy:.1%}"),
-        ("95% CI (Wilson)", lambda s: f"{s.ci_low:.1%} – {s.ci_high:.1%}"),
-        ("answered", lambda s: f"{s.answered:.0%}"),
-        ("steps / item", lambda s: f"{s.mean_steps:.2f}"),
-        ("tool calls / item", lambda s: f"{s.mean_tool_calls:.2f}"),
-        ("generated tokens / item", lambda s: f"{s.mean_generated_tokens:.0f}"),
-        ("prompt tokens evaluated / item", lambda s: f"{s.mean_prompt_evaluated:.0f}"),
-        ("seconds / item", lambda s: f"{s.mean_seconds:.2f}"),
-        ("errors", lambda s: str(s.errors)),
-    ]
-    for label, cell in rows:
-        table.add_row(label, *(cell(s) for s in summaries))
-    if comparison is not None:
-        table.caption = (
-            f"difference (compare - base) on {comparison.n_paired} paired items: "
-            f"{comparison.difference:+.1%}; only base right: {comparison.only_base}, "
-            f"only compare right: {comparison.only_other}"
-        )
-    return table
-
-
 def plot(summaries: Sequence[Summary], path: str | Path) -> None:
     """Accuracy (with its interval) and cost per item of each configuration, as a PNG.
 
@@ -459,128 +428,12 @@ def plot(summaries: Sequence[Summary], path: str | Path) -> None:
     plt.close(figure)
 
 
-# ---------------------------------------------------------------------------------------------
-# The command
-
-
-def command(args: Any) -> int:
-    """`qwq-agent eval DATASET`: run, write, resume, summarize (see `agent.cli` for the options)."""
-    import sys
-
-    from rich.console import Console
-
-    from agent.cli import make_agent
-
-    items = load_items(
-        args.dataset,
-        question_key=args.question_key,
-        answer_key=args.answer_key,
-        id_key=args.id_key,
-        offset=args.offset,
-        limit=args.limit,
-    )
-    if not items:
-        raise ValueError(f"no items in {args.dataset} from line {args.offset + 1}")
-    console = Console(stderr=True)
-    configs = [("base", args)]
-    if args.compare is not None:
-        configs.append(("compare", compare_args(args)))
-    everything: dict[str, list[ItemResult]] = {}
-    for name, config_args in configs:
-        agent = make_agent(config_args)
-        workers = args.workers
-        if workers > 1 and not serves_in_parallel(agent.model):
-            console.print(
-                f"[yellow]--workers {workers}: the model runs in this process and serves one episode at a "
-                "time; running serially[/yellow]"
-            )
-            workers = 1
-        label = f"{name}: {agent.model.name}" if len(configs) > 1 else agent.model.name
-        with _rich_progress(console, label) as progress:
-            everything[name] = evaluate(
-                items, agent.run, config=name, output=args.output, workers=workers, progress=progress
-            )
-        del agent  # free the model before the next configuration loads its own
-    base = summarize(everything["base"], "base")
-    comparison = compare(everything["base"], everything["compare"]) if "compare" in everything else None
-    summaries = [base] + ([comparison.other] if comparison else [])
-    table = summary_table(summaries, comparison)
-    if args.json:
-        console.print(table)
-        print(json.dumps(summary_json(base, comparison)))
-    else:
-        Console().print(table)
-    if args.plot:
-        plot(summaries, args.plot)
-        console.print(f"plot written to {args.plot}")
-    sys.stdout.flush()
-    return 0
-
-
 def serves_in_parallel(model: Any) -> bool:
     """Whether episodes on `model` may run at once: a served model (or one that says `parallel`)."""
     if getattr(model, "parallel", False):
         return True
     try:
-        from agent.openai_model import OpenAIModel
+        from agent.models.openai import OpenAIModel
     except ImportError:
         return False
     return isinstance(model, OpenAIModel)
-
-
-def compare_args(args: Any) -> Any:
-    """The base options with those of `--compare "OPTIONS"` laid over them."""
-    import argparse
-    import shlex
-
-    from agent.cli import build_parser
-
-    parser = build_parser()
-    defaults = parser.parse_args(["eval", args.dataset])
-    overrides = parser.parse_args(["eval", args.dataset, *shlex.split(args.compare)])
-    merged = argparse.Namespace(**vars(args))
-    for key, value in vars(overrides).items():
-        if value != getattr(defaults, key, None):
-            setattr(merged, key, value)
-    return merged
-
-
-class _rich_progress:
-    """A rich progress bar on stderr: items done, accuracy so far, time left."""
-
-    def __init__(self, console: Any, label: str) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-        from rich.progress import Progress as Bar
-
-        self.bar = Bar(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("accuracy {task.fields[accuracy]}"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
-        self.label = label
-        self.done = self.correct = 0
-        self.task: Any = None
-
-    def __enter__(self) -> Progress:
-        self.bar.start()
-
-        def start(total: int, done: int, correct: int) -> None:
-            self.done, self.correct = done, correct
-            self.task = self.bar.add_task(self.label, total=total, completed=done, accuracy=self._accuracy())
-
-        def advance(result: ItemResult) -> None:
-            self.done += 1
-            self.correct += result.correct
-            self.bar.update(self.task, advance=1, accuracy=self._accuracy())
-
-        return Progress(start, advance, lambda: None)
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
-
-    def _accuracy(self) -> str:
-        return f"{self.correct / self.done:.1%}" if self.done else "–"

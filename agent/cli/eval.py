@@ -1,0 +1,188 @@
+"""`qwq-agent eval DATASET`: accuracy and cost on a JSONL math data set, with a progress bar.
+
+The evaluation itself (items, grading, resumable results, summaries) is the library
+`agent.workloads.evaluation`; this module builds the agents from the options, shows progress and
+the summary table, and prints `--json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from agent.cli import options
+from agent.cli.options import positive
+from agent.workloads.evaluation import Comparison, ItemResult, Progress, Summary
+
+
+def add(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Declare `eval` and its arguments."""
+    evaluation = commands.add_parser("eval", parents=[common], help="accuracy and cost on a JSONL math data set")
+    evaluation.add_argument("dataset", help="JSONL: GSM8K, MATH/AIME/AMC (problem, answer) or question/answer")
+    evaluation.add_argument("--limit", type=positive, metavar="N", help="items to run (default: all)")
+    evaluation.add_argument("--offset", type=int, default=0, metavar="N", help="lines to skip first")
+    evaluation.add_argument("--question-key", metavar="KEY", help="column of the question (default: guessed)")
+    evaluation.add_argument("--answer-key", metavar="KEY", help="column of the reference answer (default: guessed)")
+    evaluation.add_argument("--id-key", metavar="KEY", help="column of the item id (default: id, else line number)")
+    evaluation.add_argument("-o", "--output", metavar="FILE", help="results JSONL, one line per item; reruns resume")
+    evaluation.add_argument(
+        "--workers", type=positive, default=1, metavar="N", help="parallel episodes (served models)"
+    )
+    evaluation.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    evaluation.add_argument(
+        "--compare", metavar="OPTIONS", help='a second configuration, e.g. --compare="--tools none"'
+    )
+    evaluation.add_argument("--plot", metavar="FILE.png", help="draw accuracy and cost (needs matplotlib)")
+    evaluation.set_defaults(run=run, tools="calculator,python", hide_reasoning=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """`qwq-agent eval DATASET`: run, write, resume, summarize."""
+    import sys
+
+    from rich.console import Console
+
+    from agent.workloads.evaluation import (
+        compare,
+        evaluate,
+        load_items,
+        plot,
+        serves_in_parallel,
+        summarize,
+        summary_json,
+    )
+
+    items = load_items(
+        args.dataset,
+        question_key=args.question_key,
+        answer_key=args.answer_key,
+        id_key=args.id_key,
+        offset=args.offset,
+        limit=args.limit,
+    )
+    if not items:
+        raise ValueError(f"no items in {args.dataset} from line {args.offset + 1}")
+    console = Console(stderr=True)
+    configs = [("base", args)]
+    if args.compare is not None:
+        configs.append(("compare", compare_args(args)))
+    everything: dict[str, list[ItemResult]] = {}
+    for name, config_args in configs:
+        agent = options.make_agent(config_args)
+        workers = args.workers
+        if workers > 1 and not serves_in_parallel(agent.model):
+            console.print(
+                f"[yellow]--workers {workers}: the model runs in this process and serves one episode at a "
+                "time; running serially[/yellow]"
+            )
+            workers = 1
+        label = f"{name}: {agent.model.name}" if len(configs) > 1 else agent.model.name
+        with _rich_progress(console, label) as progress:
+            everything[name] = evaluate(
+                items, agent.run, config=name, output=args.output, workers=workers, progress=progress
+            )
+        del agent  # free the model before the next configuration loads its own
+    base = summarize(everything["base"], "base")
+    comparison = compare(everything["base"], everything["compare"]) if "compare" in everything else None
+    summaries = [base] + ([comparison.other] if comparison else [])
+    table = summary_table(summaries, comparison)
+    if args.json:
+        console.print(table)
+        print(json.dumps(summary_json(base, comparison)))
+    else:
+        Console().print(table)
+    if args.plot:
+        plot(summaries, args.plot)
+        console.print(f"plot written to {args.plot}")
+    sys.stdout.flush()
+    return 0
+
+
+def summary_table(summaries: Sequence[Summary], comparison: Comparison | None = None) -> Any:
+    """A rich Table of the summaries, one column per configuration."""
+    from rich.table import Table
+
+    table = Table(title="evaluation", title_justify="left")
+    table.add_column("")
+    for s in summaries:
+        table.add_column(s.config, justify="right")
+    rows: list[tuple[str, Callable[[Summary], str]]] = [
+        ("items", lambda s: str(s.n)),
+        ("correct", lambda s: str(s.correct)),
+        ("accuracy", lambda s: f"{s.accuracy:.1%}"),
+        ("95% CI (Wilson)", lambda s: f"{s.ci_low:.1%} – {s.ci_high:.1%}"),
+        ("answered", lambda s: f"{s.answered:.0%}"),
+        ("steps / item", lambda s: f"{s.mean_steps:.2f}"),
+        ("tool calls / item", lambda s: f"{s.mean_tool_calls:.2f}"),
+        ("generated tokens / item", lambda s: f"{s.mean_generated_tokens:.0f}"),
+        ("prompt tokens evaluated / item", lambda s: f"{s.mean_prompt_evaluated:.0f}"),
+        ("seconds / item", lambda s: f"{s.mean_seconds:.2f}"),
+        ("errors", lambda s: str(s.errors)),
+    ]
+    for label, cell in rows:
+        table.add_row(label, *(cell(s) for s in summaries))
+    if comparison is not None:
+        table.caption = (
+            f"difference (compare - base) on {comparison.n_paired} paired items: "
+            f"{comparison.difference:+.1%}; only base right: {comparison.only_base}, "
+            f"only compare right: {comparison.only_other}"
+        )
+    return table
+
+
+def compare_args(args: Any) -> Any:
+    """The base options with those of `--compare "OPTIONS"` laid over them."""
+    import shlex
+
+    parser = argparse.ArgumentParser(prog="qwq-agent")
+    add(parser.add_subparsers(dest="command"), options.common_options())
+    defaults = parser.parse_args(["eval", args.dataset])
+    overrides = parser.parse_args(["eval", args.dataset, *shlex.split(args.compare)])
+    merged = argparse.Namespace(**vars(args))
+    for key, value in vars(overrides).items():
+        if value != getattr(defaults, key, None):
+            setattr(merged, key, value)
+    return merged
+
+
+class _rich_progress:
+    """A rich progress bar on stderr: items done, accuracy so far, time left."""
+
+    def __init__(self, console: Any, label: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
+
+        self.bar = Bar(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("accuracy {task.fields[accuracy]}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.label = label
+        self.done = self.correct = 0
+        self.task: Any = None
+
+    def __enter__(self) -> Progress:
+        self.bar.start()
+
+        def start(total: int, done: int, correct: int) -> None:
+            self.done, self.correct = done, correct
+            self.task = self.bar.add_task(self.label, total=total, completed=done, accuracy=self._accuracy())
+
+        def advance(result: ItemResult) -> None:
+            self.done += 1
+            self.correct += result.correct
+            self.bar.update(self.task, advance=1, accuracy=self._accuracy())
+
+        return Progress(start, advance, lambda: None)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def _accuracy(self) -> str:
+        return f"{self.correct / self.done:.1%}" if self.done else "–"

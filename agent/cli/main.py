@@ -1,0 +1,66 @@
+"""The `qwq-agent` command: parse the arguments and run the command they name.
+
+Each command lives in a module of its own in `agent.cli` with two functions: `add(commands,
+common)` declares its arguments, `run(args)` runs it and returns the exit code. Exit codes: 0
+answered, 1 no answer within the budgets, 2 bad usage or input (one line on stderr), 3 a call
+waits for approval. Command modules import their heavy parts inside `run`, so `--help` is instant.
+
+This module only dispatches; the agent itself lives in `agent.api`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from typing import Any
+
+from agent.cli import batch, bench, chat, doctor, eval, graph, run, sessions, solve, trace
+from agent.cli.options import EXIT_USAGE, common_options
+
+COMMANDS = (solve, chat, trace, graph, doctor, eval, bench, run, batch, sessions)
+"""The command modules, in the order `--help` lists them."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from agent.models.protocol import ModelError
+
+        if isinstance(exc, ModelError | ValueError):
+            print(f"qwq-agent: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (no heavy imports)."""
+    parser = argparse.ArgumentParser(prog="qwq-agent", description="A tool-using agent on a local reasoning model.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_command = commands.add_parser
+
+    def add_parser(name: str, **options: Any) -> argparse.ArgumentParser:
+        # argparse shares a parent's option objects between its children, so one command's
+        # set_defaults(...) would change every command's defaults: each gets its own copy.
+        options["parents"] = [copy.deepcopy(p) for p in options.get("parents", ())]
+        return add_command(name, **options)
+
+    commands.add_parser = add_parser  # type: ignore[method-assign]
+    common = common_options()
+    for command in COMMANDS:
+        command.add(commands, common)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""What the agent needs of a language model: the `Model` protocol and the records it streams.
+
+A `Model` tokenizes text and continues a token prompt, streaming `Piece`s, optionally under a
+GBNF grammar; its `Generation` reports how much of the prompt it reused from its cache and how
+much it had to evaluate. `Sampling` says how tokens are drawn.
+
+This module holds no implementation (see `agent.models.llama_cpp`, `agent.models.openai`,
+`agent.models.scripted`) and knows nothing of chat formats, tools or the agent loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+class ModelError(Exception):
+    """The model could not be found, fetched or loaded; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the next token is drawn."""
+
+    temperature: float = 0.6
+    """Softmax temperature; QwQ's card: 0.6 (greedy decoding makes it loop)."""
+    top_p: float = 0.95
+    """Nucleus sampling mass."""
+    top_k: int = 40
+    """Candidates kept before top-p; QwQ's card: 20 to 40."""
+    min_p: float = 0.0
+    """Minimum probability relative to the best token."""
+    repeat_penalty: float = 1.0
+    """1.0 is off, as QwQ's card asks."""
+
+
+REASONING_SAMPLING = Sampling()
+"""QwQ-32B's recommended sampling, the default for reasoning models."""
+INSTRUCT_SAMPLING = Sampling(temperature=0.2, top_p=0.9, top_k=40, min_p=0.05)
+"""A cooler default for small instruct models, which drift at QwQ's temperature."""
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One generated token."""
+
+    token: int
+    """The token id, kept so the transcript never re-tokenizes generated text."""
+    text: str
+    """Its text; empty while a multi-byte character is incomplete, or for control tokens."""
+    end: bool = False
+    """True for an end-of-generation token (`<|im_end|>` in ChatML)."""
+
+
+@dataclass
+class Generation:
+    """A continuation under way: its pieces, and what its prompt cost."""
+
+    reused: int
+    """Prompt tokens taken from the KV cache (known once the first piece is out)."""
+    evaluated: int
+    """Prompt tokens the model had to evaluate (likewise)."""
+    pieces: Iterator[Piece] = field(repr=False)
+
+    def __iter__(self) -> Iterator[Piece]:
+        return self.pieces
+
+    def close(self) -> None:
+        """Stop early and free the model for other callers."""
+        close = getattr(self.pieces, "close", None)
+        if close is not None:
+            close()
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What the agent needs of a language model."""
+
+    name: str
+    """A short name for logs and results."""
+    thinking: bool
+    """Whether the model reasons inside `<think>` before it answers (as QwQ does)."""
+    context_size: int
+    """Tokens the context holds: prompt and generation together."""
+    sampling: Sampling
+    """The sampling it generates with."""
+
+    def tokenize(self, text: str, special: bool) -> list[int]:
+        """Tokens of `text`; special tokens such as `<|im_end|>` are parsed only if `special`."""
+        ...
+
+    def generate(self, prompt: Sequence[int], *, max_tokens: int, grammar: str | None = None) -> Generation:
+        """Continue `prompt`, at most `max_tokens` tokens, stopping after an end token."""
+        ...
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many tokens two sequences share from the start."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
