@@ -5,15 +5,17 @@ and returns the top results numbered, each as title, URL and a short snippet, al
 headed by a note that the text is untrusted. Around the backend:
 
 - at most one query per second is sent (`Limits.min_interval`);
-- each attempt gets a request timeout (4 s), the whole call a deadline (9 s) that it never
-  outlives, even when the backend hangs (`run_within`);
+- each attempt gets a time limit (4 s), the whole call a deadline (9 s) that it never outlives,
+  even when a backend hangs (`run_within`); the default backend runs ddgs in a worker process
+  that is killed when an attempt runs late, so no search goes on after its call (`tools.web_ddgs`);
 - rate limiting, timeouts and network errors are retried, three attempts at most, with
   exponential backoff and jitter (tenacity), never starting an attempt the deadline cannot hold;
 - results are cached on disk for 24 hours (`DiskCache`), so a repeated query costs nothing;
   failures and empty answers are not cached.
 
 Every failure ends as a `ToolError` whose text tells the model what happened and what to do
-("search unavailable: network unreachable; …", "no results for …"). Nothing else escapes.
+("search unavailable: network unreachable; …", "no results for …"), quoting nothing from outside
+but a clipped, sanitized excerpt of the backend's error. Nothing else escapes.
 
 It does not fetch result pages (`tools.web.read_page` does), rank, merge or summarise results,
 or decide trust: the agent marks these observations untrusted (their tools are made with `untrusted=True`).
@@ -31,7 +33,13 @@ from typing import Any, Protocol
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential, wait_random
 
 from tools.registry import Tool, ToolError, tool
-from tools.web import UNTRUSTED_NOTE, DiskCache, clip, run_within, sanitize
+from tools.web_cache import DiskCache
+from tools.web_ddgs import RateLimited, ddgs_text, worker
+from tools.web_fetch import run_within
+from tools.web_text import UNTRUSTED_NOTE, clip, sanitize
+
+__all__ = ["DdgsBackend", "Limits", "RateLimited", "SearchBackend", "SearchResult", "WebSearch", "web_search",
+           "web_search_tool"]  # fmt: skip
 
 MAX_RESULTS = 10
 
@@ -48,16 +56,12 @@ class SearchResult:
     """A short excerpt or description of the page."""
 
 
-class RateLimited(Exception):
-    """The search engine asked us to slow down: worth another try after a pause."""
-
-
 class SearchBackend(Protocol):
     """A search provider. Return up to `max_results` hits, `[]` when there are none.
 
-    Raise `RateLimited` when throttled, `TimeoutError` when `timeout` seconds pass, and another
-    `OSError` (such as `ConnectionError`) when the network fails: those are retried. Any other
-    exception is a permanent failure for this query.
+    Return or raise within `timeout` seconds. Raise `RateLimited` when throttled, `TimeoutError`
+    when the time is up, and another `OSError` (such as `ConnectionError`) when the network fails:
+    those are retried. Any other exception is a permanent failure for this query.
     """
 
     def search(self, query: str, max_results: int, timeout: float) -> Sequence[SearchResult]: ...
@@ -66,10 +70,8 @@ class SearchBackend(Protocol):
 class DdgsBackend:
     """The default backend: `ddgs.DDGS().text`, which asks several engines and merges their answers.
 
-    ddgs reports every failure as `DDGSException`, with the last engine's error as its argument;
-    that argument tells a transport error (network, timeout) from an unreadable engine answer.
-    An engine that throttles answers with a non-200 status, which ddgs counts as "no results":
-    a rate limit then shows up here as an empty list, not as `RateLimited`.
+    It runs in a worker process that a search running late kills (`tools.web_ddgs`): nothing of an
+    abandoned search goes on in the agent.
     """
 
     def __init__(
@@ -87,35 +89,16 @@ class DdgsBackend:
         """ddgs `backend`: "auto" or engine names, comma-separated ("duckduckgo,bing")."""
         self.proxy = proxy
         """Proxy URL for every request; ddgs also reads $DDGS_PROXY."""
-        self._client = client  # builds a DDGS-like client: tests hand in a recorded one
+        self._client = client  # builds a DDGS-like client in this process: tests hand in a recorded one
 
     def search(self, query: str, max_results: int, timeout: float) -> list[SearchResult]:
-        from ddgs import DDGS  # imported here: its engines load lxml and primp, not needed until a search
-        from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
-
-        # ddgs takes whole seconds; rounding down keeps the attempt inside its share of the deadline.
-        client = (self._client or DDGS)(proxy=self.proxy, timeout=max(1, int(timeout)))
-        try:
-            rows = client.text(
-                query,
-                max_results=max_results,
-                region=self.region,
-                safesearch=self.safesearch,
-                backend=self.engines,
-            )
-        except DDGSException as exc:
-            cause = exc.args[0] if exc.args else None
-            cause = cause if isinstance(cause, BaseException) else exc
-            if isinstance(cause, RatelimitException):
-                raise RateLimited(str(cause)) from exc
-            if isinstance(cause, TimeoutException):
-                raise TimeoutError(str(cause)) from exc
-            if cause is exc:  # "No results found." (or an empty query): nothing went wrong
-                return []
-            if isinstance(cause, DDGSException):  # ddgs's HTTP client wraps every transport error so
-                raise ConnectionError(str(cause)) from exc
-            raise ValueError(f"unreadable answer from a search engine ({type(cause).__name__})") from exc
-        return [hit for row in (rows if isinstance(rows, list) else []) if (hit := _from_ddgs(row))]
+        options = {"region": self.region, "safesearch": self.safesearch, "backend": self.engines}
+        if self._client is not None:
+            rows = ddgs_text(self._client, query, max_results, timeout, proxy=self.proxy, **options)
+        else:
+            request = {"query": query, "max_results": max_results, "timeout": timeout, "proxy": self.proxy}
+            rows = worker.ask({**request, **options}, timeout)
+        return [hit for row in rows if (hit := _from_ddgs(row))]
 
 
 def _from_ddgs(row: object) -> SearchResult | None:
@@ -193,7 +176,7 @@ class WebSearch:
         hits = run_within(self.limits.deadline + 0.5, lambda: self._search(query, count), "search unavailable")
         listing = format_results(query, hits[:count])
         if listing is None:
-            raise ToolError(f"no results for {clip(query, 100)!r}; try other or fewer words")
+            raise ToolError(f"no results for {clip(sanitize(query), 100)!r}; try other or fewer words")
         self.cache.put(key, listing)
         return listing
 
@@ -236,7 +219,7 @@ class WebSearch:
         except OSError:
             raise ToolError("search unavailable: network unreachable; answer from what you know") from None
         except Exception as exc:  # the backend is the environment: whatever it raises is its failure
-            raise ToolError(f"search unavailable: {clip(sanitize(str(exc)), 200) or type(exc).__name__}") from None
+            raise ToolError(f"search unavailable: {_said(exc)}") from None
 
     def _pace(self) -> None:
         with self._lock:
@@ -246,15 +229,28 @@ class WebSearch:
             self._last_query = self._clock()
 
 
+def _said(exc: Exception) -> str:
+    """What a backend's exception says, cleaned and clipped, or its kind when that fails."""
+    try:
+        said = clip(sanitize(str(exc), limit=1_000), 200)
+    except Exception:  # a broken __str__ is the backend's fault too
+        said = ""
+    return said or type(exc).__name__
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def format_results(query: str, hits: Sequence[SearchResult]) -> str | None:
     """The numbered, sanitized listing the model reads, or None when no hit has a usable URL."""
     entries: list[str] = []
     for hit in hits:
-        url = clip(sanitize(hit.url), 300)
+        url = clip(sanitize(_text(hit.url)), 300)
         if not url.startswith(("http://", "https://")):
             continue
-        title = clip(sanitize(hit.title), 120) or "(no title)"
-        snippet = clip(sanitize(hit.snippet, limit=2_000), 300)
+        title = clip(sanitize(_text(hit.title)), 120) or "(no title)"
+        snippet = clip(sanitize(_text(hit.snippet), limit=2_000), 300)
         entries.append(f"{len(entries) + 1}. {title}\n   {url}" + (f"\n   {snippet}" if snippet else ""))
     if not entries:
         return None
