@@ -331,6 +331,29 @@ def test_a_backend_breaking_its_contract_is_an_error_not_a_crash(make_search, an
         make_search(ScriptedBackend(answer)).web_search("q")
 
 
+class Unspeakable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("an exception that cannot say what it is")
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        [SearchResult(None, None, None)],  # type: ignore[arg-type]
+        [SearchResult(b"title", "https://ok.example/", 7)],  # type: ignore[arg-type]
+        Unspeakable(),
+        KeyError("engine"),
+        RecursionError(),
+    ],
+)
+def test_whatever_a_backend_does_reaches_the_model_as_text(make_search, outcome: object) -> None:
+    try:
+        said = make_search(ScriptedBackend(outcome)).as_tool().invoke({"query": "q"})
+    except ToolError as exc:  # the only exception the agent turns into an observation
+        said = str(exc)
+    assert said.startswith(("Results for 'q'", "search unavailable: ", "no results for 'q'"))
+
+
 def test_oversized_answer_is_cut_to_a_compact_listing(make_search) -> None:
     huge = [SearchResult("T" * 100_000, "https://big.example/" + "p" * 10_000, "word " * 200_000)] * 50
     listing = make_search(ScriptedBackend(huge)).web_search("big", max_results=10)

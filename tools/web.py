@@ -6,8 +6,9 @@ each redirect, passes the URL guard (`tools.web_guard`) and goes to the address 
 whole call, DNS, redirects, reading and parsing included, has one deadline: sockets are bound to
 it (`tools.web_fetch`) and the work happens in the caller's thread, so nothing of a call is left
 running, holding a socket or burning CPU once it has returned. Every failure, whatever the page
-or the network did, reaches the model as a `ToolError` whose text quotes nothing from outside
-but a clipped, sanitized host name or URL.
+or the network did, reaches the model as a `ToolError`. Its text names hosts and URLs only from
+the caller's own URL, sanitized and clipped, never one a redirect chose; of what a site sent it
+quotes at most a media type's name.
 
 It does not run JavaScript, read PDFs or images, send cookies, log in, or retry a failed fetch;
 it does not judge what a page says: its text is labelled untrusted, and the agent records that
@@ -91,7 +92,8 @@ class PageReader:
     def _read(self, url: str, deadline: float) -> str:
         for hop in range(self.max_redirects + 1):
             address = check_url(url, self._resolver(deadline), redirected=hop > 0)
-            site = _site(url) if hop == 0 else "the site it redirected to"  # a site names no site to the model
+            # Only the caller's own URL is named: a host a site redirects to is text of the site's choosing.
+            site = _site(url) if hop == 0 else "the site it redirected to"
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ToolError(f"could not read page: no answer within {self.deadline:g} s; try again later")

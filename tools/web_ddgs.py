@@ -30,14 +30,16 @@ from pathlib import Path
 from typing import Any
 
 STARTUP_SECONDS = 20.0
-"""Most an idle worker may take to import ddgs; a search waits no longer than its own time."""
+"""Most a new worker may take to import ddgs, if the search that starts it has that long."""
 
 
 class RateLimited(Exception):
     """The search engine asked us to slow down: worth another try after a pause."""
 
 
-def ddgs_text(client: Callable[..., Any], query: str, max_results: int, timeout: float, **options: Any) -> list[Any]:
+def ddgs_text(
+    client: Callable[..., Any], query: str, max_results: int, timeout: float, proxy: str | None = None, **options: Any
+) -> list[Any]:
     """The rows of `client(...).text(query, ...)`; failures as RateLimited, TimeoutError, ConnectionError or ValueError.
 
     ddgs reports every failure as `DDGSException`, with the last engine's error as its argument;
@@ -47,7 +49,6 @@ def ddgs_text(client: Callable[..., Any], query: str, max_results: int, timeout:
     """
     from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
 
-    proxy = options.pop("proxy", None)
     # ddgs takes whole seconds; rounding down keeps the attempt inside its share of the deadline.
     built = client(proxy=proxy, timeout=max(1, int(timeout)))
     try:
