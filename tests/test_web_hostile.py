@@ -26,7 +26,7 @@ from test_search import FIXTURES, PUBLIC, no_network
 from test_web import resolver
 
 from agent import Agent
-from agent.scripted import ScriptedModel
+from agent.models.scripted import ScriptedModel
 from tools import web_fetch, web_html
 from tools.registry import ToolError, tool
 from tools.search import DdgsBackend, Limits, WebSearch
@@ -242,7 +242,7 @@ def test_searches_through_a_dripping_network_leave_nothing_behind(hostile: int, 
         search.web_search("warm up")  # what a first search sets up once (ddgs's runtime, in-process) is no leak
     baseline = counts()
     for query in ("speed of light", "tallest mountain"):
-        with pytest.raises(ToolError, match=r"^search unavailable: the search engine did not answer within 2 s"):
+        with pytest.raises(ToolError, match=r"^search unavailable: .*(did not answer|no answer) within"):
             search.web_search(query)
     assert settled(baseline) == baseline
     assert cpu_after_return() < 0.1

@@ -34,7 +34,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from tools.registry import Tool, ToolError, tool
 from tools.web_cache import DiskCache
-from tools.web_ddgs import RateLimited, ddgs_text, worker
+from tools.web_ddgs import RateLimited, ddgs_text, search_in_worker
 from tools.web_fetch import run_within
 from tools.web_text import UNTRUSTED_NOTE, clip, sanitize
 
@@ -97,7 +97,7 @@ class DdgsBackend:
             rows = ddgs_text(self._client, query, max_results, timeout, proxy=self.proxy, **options)
         else:
             request = {"query": query, "max_results": max_results, "timeout": timeout, "proxy": self.proxy}
-            rows = worker.ask({**request, **options}, timeout)
+            rows = search_in_worker({**request, **options}, timeout)
         return [hit for row in rows if (hit := _from_ddgs(row))]
 
 
