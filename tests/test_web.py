@@ -14,6 +14,7 @@ import http.server
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -32,6 +33,7 @@ from tools.web import (
     http_fetch,
     sanitize,
 )
+from tools.web_html import ParseTimeout, extract_text
 
 __all__ = ["no_network"]  # imported for its autouse: no test here touches the network
 
@@ -276,6 +278,19 @@ def test_a_page_read_twice_is_fetched_once(make_reader) -> None:
     reader, fetcher = make_reader({"https://example.test/p": html_page("<p>once</p>")})
     assert reader.read_page("https://example.test/p") == reader.read_page("https://example.test/p")
     assert len(fetcher.sent) == 1
+
+
+def test_the_tokenizer_reads_text_where_a_browser_shows_it() -> None:
+    title, text = extract_text(
+        '<title>A &amp; B</title><p title="a>b">shown</p><script>if (a < b) "</p>hidden";</script><svg/>'
+        '<p>after svg</p><div style="display&#58;none">gone</div><!-- <p>comment</p> -->end<textarea>typed'
+    )
+    assert (title, text) == ("A &amp; B", "\nshown\n\nafter svg\nend")  # entities: sanitize decodes them
+
+
+def test_parsing_stops_at_its_deadline() -> None:
+    with pytest.raises(ParseTimeout):
+        extract_text("<b>" * 10_000, deadline=time.monotonic())
 
 
 # --- read_page: the real fetcher, against a server on 127.0.0.1 ---------------------------------

@@ -134,7 +134,9 @@ class PageReader:
             try:
                 title, text = extract_text(raw, deadline=deadline)
             except ParseTimeout:
-                raise ToolError(f"could not read page: no answer within {self.deadline:g} s; try again later") from None
+                raise ToolError(
+                    f"could not read page: it takes longer than {self.deadline:g} s to read; try another result"
+                ) from None
         elif kind.startswith("text/"):
             title, text = "", raw
         else:
