@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tools import sandbox as sandbox_module
+from tools import sandbox_layers
 from tools.registry import ToolError
 from tools.sandbox import Execution, Layers, Limits, Sandbox, execute, observe, probe, python, run_python
 
@@ -518,7 +519,7 @@ def test_without_strict_mode_a_missing_layer_is_named_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(sandbox_module, "probe", lambda: BARE)
-    monkeypatch.setattr(sandbox_module, "_warned", False)
+    monkeypatch.setattr(sandbox_layers, "_warned", False)
     monkeypatch.delenv(sandbox_module.STRICT_ENV, raising=False)
     quiet = Sandbox(preload=())
     with caplog.at_level(logging.WARNING, logger="tools.sandbox"), quiet, Sandbox(preload=()) as again:

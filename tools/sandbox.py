@@ -1,17 +1,22 @@
 """Run model-written Python in an isolated, resource-limited sandbox, fast enough for dozens of cells.
 
-Isolation comes in layers, each probed once on this machine (`probe()`):
+Isolation comes in layers (`tools/sandbox_layers.py` builds them and says what each stops), each
+probed once on this machine by a check run inside a real sandbox (`probe()`):
 
 - a separate process with an empty environment (no secret of the agent leaks) and stdin closed;
 - bubblewrap namespaces: a filesystem of only /usr and the Python installation, read-only, plus an
-  empty size-capped tmpfs as scratch (the home directory, the project and /etc are absent); a
-  network namespace with nothing but loopback; PID, IPC and UTS namespaces, so the code sees and
-  signals only its own processes;
-- an unprivileged uid (65534). bubblewrap run by root maps the sandbox user to root outside,
-  where RLIMIT_NPROC is not enforced, so as root the uid is dropped with `setpriv` instead;
-- a read-only /dev, so the only writable place is the scratch tmpfs, wiped after each run;
-- per-run limits: address space, file size, open files, processes, CPU time; a wall-clock deadline
-  after which every process of the run is killed; output read through a byte cap;
+  empty size- and inode-capped tmpfs as scratch (the home directory, the project and /etc are
+  absent; /proc/cmdline reads empty); a network namespace with nothing but loopback; PID, IPC and
+  UTS namespaces (its own host name), so the code sees and signals only its own processes;
+- an unprivileged uid (65534) with no capabilities; as root, `setpriv` drops to it;
+- a seccomp filter (`tools/sandbox_seccomp.py`) against keyrings, new user namespaces, io_uring,
+  bpf, perf events, ptrace, mounts, modules and kexec; a fresh session keyring for each run;
+- a cgroup per sandbox (`tools/sandbox_cgroup.py`) capping the memory of all its processes
+  together (shared memory, memfd and scratch files included) and their number; the sandbox's
+  processes are the OOM killer's first choice (oom_score_adj 1000);
+- per-run limits: address space, file size, open files, CPU time; a wall-clock deadline after
+  which every process of the run is killed; output read through a byte cap; between runs the
+  scratch is wiped and IPC objects are removed;
 - results cross the boundary as JSON lines, never pickle.
 
 Speed: a warm worker (`tools/sandbox_worker.py`) imports numpy and sympy once and forks a fresh
@@ -21,8 +26,8 @@ between cells, as in a notebook.
 Strict mode (`strict=True`, or QWQ_SANDBOX_STRICT=1 in the environment) refuses to run when a
 layer is missing; otherwise the sandbox warns once, saying what the missing layer leaves open.
 
-It does not filter system calls (no seccomp), meter memory or CPU per sandbox with cgroups, defend
-against kernel exploits, or decide whether code may run at all: approval is the graph's business.
+It does not defend against kernel exploits through the system calls it allows, or decide whether
+code may run at all: approval is the graph's business.
 """
 
 from __future__ import annotations
@@ -30,12 +35,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import logging
 import math
 import os
 import select
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -47,15 +52,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from tools import sandbox_cgroup, sandbox_seccomp
 from tools.registry import Tool, ToolError, tool
+from tools.sandbox_layers import Layers, admit, command, environment, private_paths
 
-log = logging.getLogger(__name__)
+__all__ = ["Execution", "Layers", "Limits", "Sandbox", "execute", "observe", "probe", "python", "run_python"]
 
 STRICT_ENV = "QWQ_SANDBOX_STRICT"
 """Set to 1 to make every sandbox fail closed when an isolation layer is missing."""
 MAX_TIMEOUT = 120.0
 PRELOAD = ("numpy", "sympy")
-NOBODY = 65534
 _WORKER = Path(__file__).with_name("sandbox_worker.py").read_text()
 _STARTUP = 30.0  # seconds for a cold worker to import its modules
 _GRACE = 2.0  # the host's deadline beyond the worker's own, in case the worker was stopped or killed
@@ -63,6 +69,7 @@ _GRACE = 2.0  # the host's deadline beyond the worker's own, in case the worker 
 ErrorKind = Literal["timeout", "memory", "output_limit", "killed", "exception"]
 _ERRORS: dict[str, ErrorKind] = {kind: kind for kind in get_args(ErrorKind)}
 _RESTARTED = "[the session was restarted: variables from earlier cells are gone]"
+_CAPPED = "[the sandbox's processes together reached its {:g} MiB memory cap]"
 
 
 @dataclass(frozen=True)
@@ -70,15 +77,18 @@ class Limits:
     """Resource limits for each run."""
 
     memory_bytes: int = 1 << 30
-    """Address space of each process (RLIMIT_AS)."""
+    """Memory of the whole sandbox, every process, shared memory and scratch file together (its cgroup);
+    also the address space of each process (RLIMIT_AS)."""
     file_bytes: int = 16 << 20
     """Largest file a run may write (RLIMIT_FSIZE)."""
     disk_bytes: int = 64 << 20
     """Size of the scratch tmpfs, all files together."""
+    files: int = 16384
+    """Files and directories in the scratch, all together (the tmpfs's inodes)."""
     open_files: int = 128
     """Open file descriptors per process (RLIMIT_NOFILE)."""
     processes: int = 64
-    """Processes and threads of the sandbox's user (RLIMIT_NPROC)."""
+    """Processes and threads of the whole sandbox (its cgroup; without one, RLIMIT_NPROC of its uid)."""
     output_bytes: int = 64_000
     """Bytes kept of stdout and of stderr each; a run printing more is stopped."""
 
@@ -94,180 +104,88 @@ class Execution:
     ok: bool
     """The code ran to its end without an uncaught exception."""
     error: ErrorKind | None
-    """Why not: the code raised (`exception`, `memory` for MemoryError), or the sandbox stopped it."""
+    """Why not: the code raised (`exception`; `memory` for MemoryError or the sandbox's memory cap),
+    or the sandbox stopped it."""
     duration: float
     """Seconds of wall time, as seen by the caller, including any start of a worker."""
     truncated: bool
     """Output past the byte cap was dropped."""
 
 
-@dataclass(frozen=True)
-class Layers:
-    """Which isolation layers a trial run got on this machine, as seen from inside it."""
-
-    bwrap: str | None
-    """Path of the bubblewrap binary in use, or None when it is missing or failed."""
-    filesystem: bool
-    """The home directory and the project are invisible, and / is read-only."""
-    network: bool
-    """No network interface but loopback."""
-    processes: bool
-    """A PID namespace: the code sees and signals only its own processes."""
-    unprivileged: bool
-    """The code runs as a uid that is not root on the host, so process limits hold."""
-    detail: str = ""
-    """Why bubblewrap could not be used, when it could not."""
-
-    def missing(self) -> list[str]:
-        """One line per missing layer, saying what that leaves open."""
-        gaps = {
-            "filesystem": "the code can read and write your files",
-            "network": "the code can reach the network",
-            "processes": "the code can see and signal your processes and leave some running",
-            "unprivileged": "the code runs as root and process-count limits do not apply",
-        }
-        return [f"{name}: {gap}" for name, gap in gaps.items() if not getattr(self, name)]
 
 
-# Runs in place of the worker to see the layers from inside; arguments are paths that must be absent.
+# Runs as a cell of a trial sandbox to see the layers from inside; the host fills in the paths.
 _CHECK = """
-import json, os, sys
+import ctypes, errno, json, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
 uid = os.getuid()
 maps = [[int(n) for n in line.split()] for line in open("/proc/self/uid_map")]
 outer = next((lower + uid - inner for inner, lower, count in maps if inner <= uid < inner + count), 0)
 devices = [line.split(":")[0].strip() for line in open("/proc/net/dev").read().splitlines()[2:]]
-print(json.dumps({"visible": [p for p in sys.argv[1:] if os.path.exists(p)], "devices": devices,
-                  "pid": os.getpid(), "uid": outer, "root_writable": os.access("/", os.W_OK)}))
+keyctl = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)
+# keyctl(GET_KEYRING_ID, session) and unshare(CLONE_NEWUSER) both succeed unless the filter denies them.
+keys = keyctl is not None and libc.syscall(ctypes.c_long(keyctl), ctypes.c_long(0), ctypes.c_long(-3), 0) == -1
+keys = keys and ctypes.get_errno() == errno.EPERM
+userns = libc.unshare(0x10000000) == -1 and ctypes.get_errno() == errno.EPERM
+filtered = "Seccomp:\t2" in open("/proc/self/status").read()
+print(json.dumps({"visible": [p for p in PATHS if os.path.exists(p)], "devices": devices,
+                  "pids": len([p for p in os.listdir("/proc") if p.isdigit()]), "uid": outer,
+                  "root_writable": os.access("/", os.W_OK), "seccomp": filtered and keys and userns,
+                  "hostname": socket.gethostname(), "cmdline": len(open("/proc/cmdline", "rb").read()),
+                  "files": os.statvfs(".").f_files, "oom": int(open("/proc/self/oom_score_adj").read())}))
 """
 
 
 @functools.cache
 def probe() -> Layers:
-    """Try the sandbox once and report which layers it got; cached for the life of the process."""
+    """Run a check inside a trial sandbox and report which layers it got; cached for the life of the process."""
     bwrap = shutil.which("bwrap")
-    detail = "" if bwrap else "bubblewrap (bwrap) is not installed"
+    reasons = [] if bwrap else ["bubblewrap (bwrap) is not installed"]
+    try:
+        program = sandbox_seccomp.program()
+    except sandbox_seccomp.SeccompUnavailable as exc:
+        program, reasons = b"", [*reasons, str(exc)]
+    try:
+        cgroup = sandbox_cgroup.placement().version
+    except sandbox_cgroup.CgroupUnavailable as exc:
+        cgroup, reasons = 0, [*reasons, str(exc)]
+    limits = Limits()
+    code = _CHECK.replace("PATHS", repr(private_paths()))
     for candidate in ([bwrap] if bwrap else []) + [None]:
-        scratch = "/tmp" if candidate else tempfile.mkdtemp(prefix="qwq-probe-")
+        trial = Layers(candidate, True, True, True, True, syscalls=bool(program), cgroup=cgroup, inodes=True)
         try:
-            done = subprocess.run(
-                _command(candidate, ["-c", _CHECK, *_private_paths()], Limits().disk_bytes),
-                capture_output=True,
-                env=_environment(scratch),
-                cwd="/" if candidate else scratch,
-                timeout=_STARTUP,
-                stdin=subprocess.DEVNULL,
-            )
-            seen = json.loads(done.stdout)
-        except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-            said = done.stderr.decode(errors="replace").strip()[-500:] if isinstance(exc, ValueError) else exc
-            detail = f"{candidate or sys.executable} failed: {said}"
+            with Sandbox(layers=trial, limits=limits, preload=(), _probing=True) as box:
+                result = box.run(code, timeout=_STARTUP)
+                seen = json.loads(result.stdout)
+                held = box.cgroup is not None and box._process is not None and box.cgroup.holds(box._process.pid)
+        except (ToolError, ValueError) as exc:
+            said = result.stderr.strip()[-500:] if isinstance(exc, ValueError) else exc
+            reasons.append(f"{candidate or sys.executable} failed: {said}")
             continue
-        finally:
-            if not candidate:
-                shutil.rmtree(scratch, ignore_errors=True)
+        inside = bool(candidate)
         return Layers(
             bwrap=candidate,
-            filesystem=bool(candidate) and not seen["visible"] and not seen["root_writable"],
+            filesystem=inside and not seen["visible"] and not seen["root_writable"],
             network=seen["devices"] == ["lo"],
-            processes=bool(candidate) and seen["pid"] <= 3,
+            processes=inside and seen["pids"] <= 3,  # bubblewrap's init, the worker, this cell
             # A user namespace of ours maps to our own uid at most; as root, the map must say so.
             unprivileged=os.geteuid() != 0 or seen["uid"] != 0,
-            detail=detail,
+            detail="; ".join(reasons),
+            syscalls=seen["seccomp"],
+            cgroup=cgroup if held and seen["oom"] == 1000 else 0,
+            inodes=inside and seen["files"] <= limits.files,
+            identity=inside and seen["hostname"] != socket.gethostname() and seen["cmdline"] == 0,
         )
-    return Layers(None, False, False, False, os.geteuid() != 0, detail)
+    return Layers(None, False, False, False, os.geteuid() != 0, "; ".join(reasons))
 
-
-def _private_paths() -> list[str]:
-    """Host paths the code must not see: this file, and a few entries of the home and working directories."""
-    bound = [Path(prefix) for prefix in (sys.prefix, sys.base_prefix)]
-    paths = [Path(__file__).resolve()]
-    for directory in {Path.home(), Path.cwd()}:
-        try:
-            entries = sorted(directory.iterdir())
-        except OSError:
-            continue
-        # Skip the ancestors of the bound Python installation: they exist inside, empty but for it.
-        paths += [e for e in entries if not any(e == b or e in b.parents for b in bound)][:3]
-    return [str(path) for path in paths]
-
-
-def _command(bwrap: str | None, arguments: list[str], disk_bytes: int) -> list[str]:
-    """The command line that starts Python inside the layers (only a clean process without bwrap)."""
-    python = [sys.executable, "-I", "-B", *arguments]
-    if bwrap is None:
-        return python
-    command = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
-    command += ["--unshare-cgroup-try", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr"]
-    # The scratch comes first: a Python installed under /tmp (a CI checkout) is bound on top of it.
-    command += ["--size", str(disk_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
-    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        path = "/" + name
-        if os.path.islink(path):
-            command += ["--symlink", os.readlink(path), path]
-        elif os.path.isdir(path):
-            command += ["--ro-bind", path, path]
-    prefixes = {Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
-    prefixes = {p for p in prefixes if p != Path("/usr") and Path("/usr") not in p.parents}
-    for prefix in sorted(prefixes):
-        command += ["--ro-bind", str(prefix), str(prefix)]
-    # bwrap copies the modes of the host's parent directories (/root is 0700): let the uid pass.
-    parents = {a for p in prefixes for a in p.parents if a not in (Path("/"), Path("/tmp"))}
-    for parent in sorted(a for a in parents if not any(a == p or p in a.parents for p in prefixes)):
-        command += ["--chmod", "0755", str(parent)]
-    # Read-only /dev: its shm directory would be a second scratch, neither capped nor wiped.
-    command += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
-    command += ["--remount-ro", "/"]
-    command += ["--chdir", "/tmp", "--clearenv"]
-    for key, value in _environment("/tmp").items():
-        command += ["--setenv", key, value]
-    setpriv = shutil.which("setpriv")
-    if os.geteuid() == 0 and setpriv:
-        command += [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-        command += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
-    else:
-        command[1:1] = ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--disable-userns"]
-    return command + python
-
-
-def _environment(home: str) -> dict[str, str]:
-    """The whole environment of the sandbox: nothing inherited from the agent."""
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": home,
-        "TMPDIR": home,
-        "LANG": "C.UTF-8",
-        # One BLAS thread: threads count against the process limit and two cores are common.
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "MPLBACKEND": "Agg",
-    }
-
-
-_warned = False
-
-
-def _admit(layers: Layers, strict: bool) -> None:
-    """Fail closed in strict mode when a layer is missing; otherwise say so, once per process."""
-    global _warned
-    missing = layers.missing()
-    if not missing:
-        return
-    detail = f" ({layers.detail})" if layers.detail else ""
-    if strict:
-        raise ToolError(
-            f"the sandbox refuses to run code in strict mode; missing layers{detail}: " + "; ".join(missing)
-        )
-    if not _warned:
-        _warned = True
-        log.warning("Python sandbox: isolation layers missing%s: %s", detail, "; ".join(missing))
 
 
 class Sandbox:
     """A warm, isolated Python worker; with `session=True`, variables persist between runs.
 
     The worker starts in the background at construction, so that the first run is usually warm.
-    Use it as a context manager, or call `close`; it also dies with the process.
+    Use it as a context manager, or call `close`; it also dies with the process. `layers` replaces
+    the probe's findings (the probe itself passes what it is trying).
     """
 
     def __init__(
@@ -277,15 +195,21 @@ class Sandbox:
         strict: bool | None = None,
         limits: Limits = Limits(),
         preload: tuple[str, ...] = PRELOAD,
+        layers: Layers | None = None,
+        _probing: bool = False,
     ) -> None:
         self.session = session
         self.limits = limits
         self.preload = preload
         self.strict = os.environ.get(STRICT_ENV) == "1" if strict is None else strict
-        self.layers = probe()
-        _admit(self.layers, self.strict)
+        self.layers = probe() if layers is None else layers
+        if not _probing:
+            admit(self.layers, self.strict)
+        self._probing = _probing
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
+        self.cgroup: sandbox_cgroup.Cgroup | None = None
+        """The worker's cgroup, while it runs (None without the cgroup layer)."""
         self._ready = False
         self._buffer = b""
         self._finalizer: weakref.finalize | None = None
@@ -300,17 +224,20 @@ class Sandbox:
                 self._stop()
                 self._start()
             if not self._ready:
-                if self._receive(started + _STARTUP) is None:
-                    detail = self._stderr()
-                    self._stop()
-                    raise ToolError(f"the Python sandbox did not start: {detail}")
-                self._ready = True
+                self._await_ready(started + _STARTUP)
+            cgroup = self.cgroup
+            killed_before = cgroup.oom_kills() if cgroup else 0
             reply = self._ask({"code": code, "timeout": timeout}, time.monotonic() + timeout + _GRACE)
-            if reply is None:  # the worker was killed, stopped or garbled: start afresh
+            lost = reply is None  # the worker was killed, stopped or garbled: start afresh
+            if reply is None:
                 dead = self._process is not None and self._process.poll() is not None
+                reply = {"error": "killed" if dead else "timeout", "stderr": _RESTARTED * self.session}
+            if reply.get("error") == "killed" and cgroup and cgroup.oom_kills() > killed_before:
+                reply["error"] = "memory"
+                reply["stderr"] = f"{reply.get('stderr', '')}\n{_CAPPED.format(self.limits.memory_bytes / 2**20)}"
+            if lost:
                 self._stop()
                 self._start()
-                reply = {"error": "killed" if dead else "timeout", "stderr": _RESTARTED * self.session}
             duration = time.monotonic() - started
         error = None if reply.get("error") is None else _ERRORS.get(str(reply["error"]), "killed")
         return Execution(
@@ -321,7 +248,6 @@ class Sandbox:
             duration=duration,
             truncated=bool(reply.get("truncated", False)),
         )
-
     def as_tool(self) -> Tool:
         """This sandbox as the `python` tool, e.g. one session per episode."""
 
@@ -345,40 +271,66 @@ class Sandbox:
         self.close()
 
     def _start(self) -> None:
-        bwrap = self.layers.bwrap
+        layers, limits = self.layers, self.limits
+        bwrap = layers.bwrap
+        self.cgroup = None
+        if layers.cgroup:
+            try:
+                self.cgroup = sandbox_cgroup.create(limits.memory_bytes, limits.processes)
+            except sandbox_cgroup.CgroupUnavailable as exc:
+                raise ToolError(f"the Python sandbox did not start: {exc}") from exc
         scratch = "/tmp" if bwrap else tempfile.mkdtemp(prefix="qwq-sandbox-")
-        limits = self.limits
+        rlimits = {"AS": limits.memory_bytes, "FSIZE": limits.file_bytes, "NOFILE": limits.open_files, "CORE": 0}
+        if self.cgroup is None:  # RLIMIT_NPROC counts every process of uid 65534: all sandboxes share it
+            rlimits["NPROC"] = limits.processes
         config = {
             "session": self.session,
             "preload": list(self.preload),
             "scratch": scratch,
-            "pidns": self.layers.processes,
+            "pidns": layers.processes,
             "output_bytes": limits.output_bytes,
-            "limits": {
-                "AS": limits.memory_bytes,
-                "FSIZE": limits.file_bytes,
-                "NOFILE": limits.open_files,
-                "NPROC": limits.processes,
-                "CORE": 0,
-            },
+            "limits": rlimits,
+            "seccomp": sandbox_seccomp.program().hex() if layers.syscalls else "",
         }
+        enter = self.cgroup.enter_command() if self.cgroup else None
         self._process = subprocess.Popen(
-            _command(bwrap, ["-c", _WORKER, json.dumps(config)], limits.disk_bytes),
+            command(bwrap, ["-c", _WORKER, json.dumps(config)], limits.disk_bytes, limits.files, enter),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=_environment(scratch),
+            env=environment(scratch),
             cwd="/" if bwrap else scratch,
             start_new_session=True,
         )
         self._ready = False
         self._buffer = b""
-        self._finalizer = weakref.finalize(self, _kill, self._process, None if bwrap else scratch)
+        self._finalizer = weakref.finalize(self, _kill, self._process, None if bwrap else scratch, self.cgroup)
+
+    def _await_ready(self, deadline: float) -> None:
+        """Wait for the worker's first line, and check that it got every layer the probe promised."""
+        ready = self._receive(deadline)
+        if ready is None:
+            detail = self._stderr()
+            self._stop()
+            raise ToolError(f"the Python sandbox did not start: {detail}")
+        assert self._process is not None
+        broken = []
+        if self.layers.syscalls and not ready.get("seccomp"):
+            broken.append("the kernel refused the seccomp filter")
+        if self.layers.inodes and int(ready.get("files", 0)) > self.limits.files:
+            broken.append("the scratch's inodes are not capped")
+        if self.cgroup is not None and not self.cgroup.holds(self._process.pid):
+            broken.append(f"the worker is not in its cgroup {self.cgroup.memory}")
+        if broken and not self._probing:
+            self._stop()
+            raise ToolError("the Python sandbox did not start: " + "; ".join(broken))
+        self._ready = True
 
     def _stop(self) -> None:
         if self._finalizer is not None:
             self._finalizer()
         self._process = None
+        self.cgroup = None
 
     def _ask(self, request: dict[str, Any], deadline: float) -> dict[str, Any] | None:
         assert self._process is not None and self._process.stdin is not None
@@ -421,7 +373,7 @@ class Sandbox:
         return text[-1000:] or f"exit status {process.wait()}"
 
 
-def _kill(process: subprocess.Popen[bytes], scratch: str | None) -> None:
+def _kill(process: subprocess.Popen[bytes], scratch: str | None, cgroup: sandbox_cgroup.Cgroup | None) -> None:
     """Kill a worker's process group; bubblewrap's init then takes the whole namespace down with it."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
@@ -431,6 +383,8 @@ def _kill(process: subprocess.Popen[bytes], scratch: str | None) -> None:
             pipe.close()
     if scratch:
         shutil.rmtree(scratch, ignore_errors=True)
+    if cgroup is not None:  # also kills anything that left the process group
+        cgroup.remove()
 
 
 _shared: dict[bool, Sandbox] = {}

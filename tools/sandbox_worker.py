@@ -6,10 +6,16 @@ isolation layers and as an unprivileged user. It reads one JSON request per line
 `truncated`). Forking from a process that has already imported numpy and sympy makes a cell cost
 milliseconds instead of the ~0.3 s of a fresh interpreter.
 
+Before it imports anything it loads the host's seccomp filter (compiled BPF, from the config) and
+joins a fresh anonymous session keyring; each run joins another, so no run holds a keyring that
+another run, or the agent, has held.
+
 Between runs it restores a clean state: every process the code started is killed, the scratch
-directory is wiped, and the next cell forks from this process's untouched memory. With
-`session` on, one child (the runner) lives on between cells and keeps its variables, as a notebook
-kernel does; it is replaced, losing them, after a timeout, a kill or an output flood.
+directory is wiped (without recursion: the tree can be deeper than any stack), the SysV IPC
+objects and POSIX message queues of the sandbox's IPC namespace are removed, and the next cell
+forks from this process's untouched memory. With `session` on, one child (the runner) lives on
+between cells and keeps its variables, as a notebook kernel does; it is replaced, losing them,
+after a timeout, a kill or an output flood (its IPC objects go with it).
 
 It is not a security boundary: the code runs as the same user, so it can kill this process. The
 host treats that as a failed run, keeps its own deadline, and starts a fresh sandbox.
@@ -26,20 +32,27 @@ import linecache
 import os
 import resource
 import select
-import shutil
 import signal
 import sys
 import time
 import traceback
 
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 1, 4, 22, 38
+SECCOMP_MODE_FILTER, KEYCTL_JOIN_SESSION_KEYRING, IPC_RMID = 2, 1, 0
+SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _Program(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
 def main() -> None:
     config = json.loads(sys.argv[1])
     # Die with the host even without bubblewrap's --die-with-parent.
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    _join_new_keyring()
+    filtered = _load_filter(bytes.fromhex(config["seccomp"])) if config["seccomp"] else False
     # The host channel moves off fds 0 and 1, so that nothing printed by accident can garble it.
     host_in, host_out = os.fdopen(os.dup(0), "rb"), os.fdopen(os.dup(1), "wb")
     null = os.open(os.devnull, os.O_RDWR)
@@ -49,10 +62,28 @@ def main() -> None:
     # Not dumpable: a cell running as the same uid cannot ptrace this process or open its /proc files.
     _libc.prctl(PR_SET_DUMPABLE, 0)
     worker = Worker(config, (host_in, host_out))
-    worker.send({"ready": True, "preloaded": preloaded})
+    files = os.statvfs(config["scratch"]).f_files
+    worker.send({"ready": True, "preloaded": preloaded, "seccomp": filtered, "files": files})
     for line in host_in:
         request = json.loads(line)
         worker.send(worker.run(request["code"], float(request["timeout"])))
+
+
+def _load_filter(program: bytes) -> bool:
+    """Load the seccomp filter into this process, and so into every cell; False if the kernel refused it."""
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = _Program(len(program) // 8, ctypes.addressof(buffer))
+    ulong = ctypes.c_ulong
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, ulong(1), ulong(0), ulong(0), ulong(0)) != 0:
+        return False
+    return _libc.prctl(PR_SET_SECCOMP, ulong(SECCOMP_MODE_FILTER), ctypes.byref(fprog), ulong(0), ulong(0)) == 0
+
+
+def _join_new_keyring() -> None:
+    """Replace the inherited session keyring (the agent's, or the previous run's) with a new, empty one."""
+    number = SYS_KEYCTL.get(os.uname().machine)
+    if number is not None:  # elsewhere the filter denies keyctl wholesale: nothing to replace it with
+        _libc.syscall(ctypes.c_long(number), ctypes.c_long(KEYCTL_JOIN_SESSION_KEYRING), ctypes.c_void_p(None))
 
 
 def _try_import(name: str) -> bool:
@@ -159,6 +190,7 @@ class Worker:
             os.close(fd)
         self.pipes = {}
         _wipe(self.scratch)
+        _remove_ipc()
         note = ""
         if error == "killed" and os.WIFSIGNALED(status):
             number = os.WTERMSIG(status)
@@ -192,6 +224,7 @@ def runner(worker: Worker, control: int, status: int, stdout: int, stderr: int) 
     config = worker.config
     os.setsid()
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    _join_new_keyring()
     _libc.prctl(PR_SET_DUMPABLE, 1)
     for host_file in worker.host:
         host_file.close()
@@ -202,9 +235,8 @@ def runner(worker: Worker, control: int, status: int, stdout: int, stderr: int) 
         if fd not in keep:
             with contextlib.suppress(OSError):  # the directory listing's own descriptor
                 os.close(fd)
-    limits = config["limits"]
-    for name in ("AS", "FSIZE", "NOFILE", "NPROC", "CORE"):
-        _limit(getattr(resource, "RLIMIT_" + name), limits[name], hard=True)
+    for name, value in config["limits"].items():  # NPROC only without a cgroup: it counts every sandbox's
+        _limit(getattr(resource, "RLIMIT_" + name), value, hard=True)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the file size limit fails instead
     os.chdir(worker.scratch)
     sys.path.insert(0, worker.scratch)
@@ -296,20 +328,74 @@ def _kill(pid: int) -> None:
 _INSTALLATION = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
 
 
-def _wipe(directory: str) -> None:
-    """Empty `directory`, even of files the code made unreadable, but never cross into a mount."""
-    for entry in os.scandir(directory):
-        if any(f"{p}/".startswith(f"{entry.path}/") for p in _INSTALLATION):
-            continue  # the read-only Python installation, bound here when it lives under /tmp
+def _wipe(scratch: str) -> None:
+    """Empty `scratch`, even of files the code made unreadable, without recursion or long paths.
+
+    Each pass removes the files of every top-level directory and moves its subdirectories up to
+    the top, so a tree of any depth goes in as many passes, every path two levels deep at most.
+    The read-only Python installation (bound here when it lives under /tmp) and its parents stay.
+    """
+    kept = {os.path.normpath(p) for p in _INSTALLATION}
+    parents = {os.path.dirname(p) for p in kept}
+    while not {os.path.dirname(p) for p in parents} <= parents:
+        parents |= {os.path.dirname(p) for p in parents}
+    roots = [scratch, *sorted(p for p in parents if p.startswith(scratch + "/"))]
+    moved = 0
+    while True:  # each pass removes or lifts at least one entry, or it is the last
+        removed = 0
+        for root in roots:
+            for entry in _entries(root):
+                if entry.path in kept or entry.path in parents:
+                    continue
+                if not entry.is_dir(follow_symlinks=False):
+                    removed += _remove(os.unlink, entry.path)
+                    continue
+                with contextlib.suppress(OSError):
+                    os.chmod(entry.path, 0o700)
+                for child in _entries(entry.path):
+                    if child.is_dir(follow_symlinks=False):
+                        moved += 1
+                        with contextlib.suppress(OSError):
+                            os.chmod(child.path, 0o700)  # moving a directory rewrites its "..": needs write
+                        removed += _remove(os.rename, child.path, os.path.join(scratch, f".wipe-{moved}"))
+                    else:
+                        removed += _remove(os.unlink, child.path)
+                removed += _remove(os.rmdir, entry.path)
+        if not removed:
+            return
+
+
+def _entries(directory: str) -> list[os.DirEntry]:
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except OSError:
+        return []
+
+
+def _remove(remove, *paths: str) -> int:
+    try:
+        remove(*paths)
+    except OSError:
+        return 0
+    return 1
+
+
+def _remove_ipc() -> None:
+    """Remove the SysV shared memory, queues and semaphores, and the POSIX queues, that runs left."""
+    for kind, control in (("shm", _libc.shmctl), ("msg", _libc.msgctl), ("sem", _libc.semctl)):
         try:
-            if entry.is_dir(follow_symlinks=False):
-                os.chmod(entry.path, 0o700)
-                _wipe(entry.path)
-                os.rmdir(entry.path)
+            with open(f"/proc/sysvipc/{kind}") as table:
+                ids = [int(line.split()[1]) for line in table.read().splitlines()[1:] if line.strip()]
+        except (OSError, ValueError, IndexError):
+            continue
+        for number in ids:
+            if kind == "sem":
+                control(number, 0, IPC_RMID)
             else:
-                os.unlink(entry.path)
-        except OSError:
-            shutil.rmtree(entry.path, ignore_errors=True)
+                control(number, IPC_RMID, None)
+    for entry in _entries("/dev/mqueue"):
+        _remove(os.unlink, entry.path)
 
 
 if __name__ == "__main__":
