@@ -112,8 +112,6 @@ class Execution:
     """Output past the byte cap was dropped."""
 
 
-
-
 # Runs as a cell of a trial sandbox to see the layers from inside; the host fills in the paths.
 _CHECK = """
 import ctypes, errno, json, os, socket
@@ -123,8 +121,8 @@ maps = [[int(n) for n in line.split()] for line in open("/proc/self/uid_map")]
 outer = next((lower + uid - inner for inner, lower, count in maps if inner <= uid < inner + count), 0)
 devices = [line.split(":")[0].strip() for line in open("/proc/net/dev").read().splitlines()[2:]]
 keyctl = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)
-# keyctl(GET_KEYRING_ID, session) and unshare(CLONE_NEWUSER) both succeed unless the filter denies them.
-keys = keyctl is not None and libc.syscall(ctypes.c_long(keyctl), ctypes.c_long(0), ctypes.c_long(-3), 0) == -1
+# keyctl(READ, session) and unshare(CLONE_NEWUSER) both succeed unless the filter denies them.
+keys = keyctl is not None and libc.syscall(ctypes.c_long(keyctl), ctypes.c_long(11), ctypes.c_long(-3), None, 0) == -1
 keys = keys and ctypes.get_errno() == errno.EPERM
 userns = libc.unshare(0x10000000) == -1 and ctypes.get_errno() == errno.EPERM
 filtered = "Seccomp:\t2" in open("/proc/self/status").read()
@@ -177,7 +175,6 @@ def probe() -> Layers:
             identity=inside and seen["hostname"] != socket.gethostname() and seen["cmdline"] == 0,
         )
     return Layers(None, False, False, False, os.geteuid() != 0, "; ".join(reasons))
-
 
 
 class Sandbox:
@@ -248,6 +245,7 @@ class Sandbox:
             duration=duration,
             truncated=bool(reply.get("truncated", False)),
         )
+
     def as_tool(self) -> Tool:
         """This sandbox as the `python` tool, e.g. one session per episode."""
 

@@ -58,8 +58,10 @@ DENIED: dict[str, tuple[str, ...]] = {
 
 CLONE_NEWUSER = 0x10000000
 """The namespace flag refused to `unshare` and `clone`: a user namespace grants every capability inside it."""
-KEYCTL_JOIN_SESSION_KEYRING = 1
-"""The one `keyctl` operation allowed, with no name: joining a fresh, empty, anonymous session keyring."""
+KEYCTL_GET_KEYRING_ID, KEYCTL_JOIN_SESSION_KEYRING = 0, 1
+"""The `keyctl` operations allowed: the session keyring's serial (without creating one), and joining a
+fresh, empty, anonymous session keyring (no name)."""
+_SESSION = (1 << 64) - 3  # KEY_SPEC_SESSION_KEYRING (-3) as glibc passes it: sign-extended to 64 bits
 
 
 class SeccompUnavailable(Exception):
@@ -85,21 +87,15 @@ def program() -> bytes:
             rules.add_rule(deny, name, seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER))
         # clone3 passes its flags in memory, where a filter cannot look: ENOSYS makes glibc fall back to clone.
         rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
-        rules.add_rule(deny, "keyctl", seccomp.Arg(0, seccomp.NE, KEYCTL_JOIN_SESSION_KEYRING))
-        rules.add_rule(deny, "keyctl", seccomp.Arg(1, seccomp.NE, 0))
-        read, write = os.pipe()
-        try:
-            with os.fdopen(write, "wb") as out:
-                rules.export_bpf(out)
-            return _read_all(read)
-        finally:
-            os.close(read)
+        # keyctl: only JOIN_SESSION_KEYRING(NULL) and GET_KEYRING_ID(session, create=0); each rule denies.
+        join, get = KEYCTL_JOIN_SESSION_KEYRING, KEYCTL_GET_KEYRING_ID
+        rules.add_rule(deny, "keyctl", seccomp.Arg(0, seccomp.GT, max(join, get)))
+        rules.add_rule(deny, "keyctl", seccomp.Arg(0, seccomp.EQ, join), seccomp.Arg(1, seccomp.NE, 0))
+        rules.add_rule(deny, "keyctl", seccomp.Arg(0, seccomp.EQ, get), seccomp.Arg(1, seccomp.NE, _SESSION))
+        rules.add_rule(deny, "keyctl", seccomp.Arg(0, seccomp.EQ, get), seccomp.Arg(2, seccomp.NE, 0))
+        with os.fdopen(os.memfd_create("qwq-seccomp"), "w+b") as out:
+            rules.export_bpf(out)
+            out.seek(0)
+            return out.read()
     except OSError as exc:
         raise SeccompUnavailable(f"libseccomp refused the filter ({exc})") from exc
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 16):
-        chunks.append(chunk)
-    return b"".join(chunks)
