@@ -19,11 +19,13 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed bubblewrap chromium
 
-# The Python sandbox isolates model code with bubblewrap (Debian/Ubuntu package).
+# The Python sandbox isolates model code with bubblewrap, compiles its system-call filter with
+# libseccomp (through the pyseccomp binding), and drops privileges and caps the scratch's inodes
+# with util-linux's setpriv and mount (Debian/Ubuntu packages).
 bubblewrap:
-	@command -v bwrap >/dev/null 2>&1 || { \
+	@{ command -v bwrap && command -v setpriv && /sbin/ldconfig -p | grep -q libseccomp.so.2; } >/dev/null 2>&1 || { \
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq bubblewrap; }
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq bubblewrap libseccomp2 util-linux mount; }
 
 # The HTML trace is checked in headless Chromium, and `qwq-agent graph -o x.png` draws with
 # Graphviz's dot (Debian/Ubuntu packages; neither is needed to run the agent).

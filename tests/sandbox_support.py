@@ -140,16 +140,19 @@ class PeakSampler:
 
 
 def process_memory(box: Sandbox) -> int:
-    """Anonymous and shared memory mapped by the sandbox's processes now, in bytes, as the host sees it."""
+    """Anonymous and shared memory of the sandbox's processes now, in bytes, as the host sees it.
+
+    Proportional shares (Pss): a page that forked processes share counts once in the sum.
+    """
     if box._process is None:
         return 0
     total = 0
     for pid in descendants(box._process.pid):
         try:
-            status = Path(f"/proc/{pid}/status").read_text().splitlines()
+            lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
         except OSError:
             continue
-        total += sum(int(line.split()[1]) << 10 for line in status if line.startswith(("RssAnon:", "RssShmem:")))
+        total += sum(int(line.split()[1]) << 10 for line in lines if line.startswith(("Pss_Anon:", "Pss_Shmem:")))
     return total
 
 

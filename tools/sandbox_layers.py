@@ -72,6 +72,20 @@ class Layers:
         }
         return [f"{name}: {gap}" for name, gap in gaps.items() if not getattr(self, name)]
 
+    def fixes(self) -> list[str]:
+        """What to do about each missing layer, without repeats."""
+        remedies = {
+            "filesystem": "apt-get install bubblewrap (and allow unprivileged user namespaces)",
+            "syscalls": "apt-get install libseccomp2 and pip install pyseccomp",
+            "cgroup": "run as root (cgroup v1), or in a delegated cgroup v2 scope of its own: "
+            "systemd-run --user --scope -p Delegate=yes qwq-agent ...",
+            "inodes": "apt-get install util-linux (setpriv, mount)",
+        }
+        for name in ("network", "processes", "unprivileged", "identity"):
+            remedies[name] = remedies["filesystem"]
+        gaps = [line.split(":")[0] for line in self.missing()]
+        return list(dict.fromkeys(remedies[name] for name in gaps))
+
     def present(self) -> list[str]:
         """The layers in place, in a word each."""
         names = ("filesystem", "network", "processes", "unprivileged", "syscalls", "inodes", "identity")
