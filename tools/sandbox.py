@@ -291,15 +291,22 @@ class Sandbox:
             "seccomp": sandbox_seccomp.program().hex() if layers.syscalls else "",
         }
         enter = self.cgroup.enter_command() if self.cgroup else None
-        self._process = subprocess.Popen(
-            command(bwrap, ["-c", _WORKER, json.dumps(config)], limits.disk_bytes, limits.files, enter),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=environment(scratch),
-            cwd="/" if bwrap else scratch,
-            start_new_session=True,
-        )
+        try:
+            self._process = subprocess.Popen(
+                command(
+                    bwrap, ["-c", _WORKER, json.dumps(config)], limits.disk_bytes, limits.files, enter, layers.syscalls
+                ),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=environment(scratch),
+                cwd="/" if bwrap else scratch,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            if self.cgroup is not None:
+                self.cgroup.remove()
+            raise ToolError(f"the Python sandbox did not start: {exc}") from exc
         self._ready = False
         self._buffer = b""
         self._finalizer = weakref.finalize(self, _kill, self._process, None if bwrap else scratch, self.cgroup)

@@ -5,7 +5,7 @@ running a check inside a real sandbox); `command` builds the process chain that 
 starts in:
 
     sh (joins the sandbox's cgroup, oom_score_adj 1000) -> bwrap (namespaces, mounts, hostname)
-    -> sh (caps the scratch's inodes, the one step that needs a capability) -> setpriv (uid 65534,
+    -> python (caps the scratch's inodes, the one step that needs a capability) -> setpriv (uid 65534,
     no capabilities, no new privileges) -> python (the worker, which loads the seccomp filter and
     joins a fresh session keyring before it imports anything)
 
@@ -93,11 +93,18 @@ class Layers:
 
 
 def command(
-    bwrap: str | None, arguments: list[str], disk_bytes: int, files: int, enter: list[str] | None = None
+    bwrap: str | None,
+    arguments: list[str],
+    disk_bytes: int,
+    files: int,
+    enter: list[str] | None = None,
+    filtered: bool = True,
 ) -> list[str]:
     """The command line that starts Python inside the layers (only a clean process without bwrap).
 
     `enter` is the cgroup's command prefix (`Cgroup.enter_command`), run before anything else.
+    `filtered`: the worker will load the seccomp filter, which refuses new user namespaces; without
+    it, bwrap's --disable-userns must, and its nested namespace then cannot remount the scratch.
     """
     python = [sys.executable, "-I", "-B", *arguments]
     enter = enter or []
@@ -121,9 +128,16 @@ def command(
     parents = {a for p in prefixes for a in p.parents if a not in (Path("/"), Path("/tmp"))}
     for parent in sorted(a for a in parents if not any(a == p or p in a.parents for p in prefixes)):
         line += ["--chmod", "0755", str(parent)]
-    # Read-only /dev: its shm directory would be a second scratch, neither capped nor wiped. The
-    # mqueue mount lets the worker list (and remove) the POSIX queues a run left behind.
-    line += ["--proc", "/proc", "--dev", "/dev", "--mqueue", "/dev/mqueue", "--remount-ro", "/dev"]
+    line += ["--proc", "/proc", "--tmpfs", "/dev"]
+    # A /dev of a few devices, without bwrap's --dev: its devpts makes bwrap nest a second user
+    # namespace, which would not own the mounts. Read-only: /dev/shm would be a second scratch,
+    # neither capped nor wiped. The mqueue mount lets the worker list (and remove) the POSIX queues
+    # a run left behind.
+    for device in ("null", "zero", "full", "random", "urandom"):
+        line += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
+    for number, name in enumerate(("stdin", "stdout", "stderr")):
+        line += ["--symlink", f"/proc/self/fd/{number}", f"/dev/{name}"]
+    line += ["--symlink", "/proc/self/fd", "/dev/fd", "--mqueue", "/dev/mqueue", "--remount-ro", "/dev"]
     if os.path.exists("/proc/cmdline"):  # boot parameters can carry tokens; /dev/null reads empty
         line += ["--dev-bind", "/dev/null", "/proc/cmdline"]
     line += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
@@ -135,15 +149,25 @@ def command(
         user = ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--disable-userns"]
         return enter + line[:1] + user + line[1:] + python
     # tmpfs takes nr_inodes only as a mount option, which bwrap does not pass: remount, then drop it all.
-    remount = f'mount -o remount,nr_inodes={files} /tmp 2>/dev/null; exec "$@"'
+    # (Not mount(8): it refuses a uid other than 0, which is what a user namespace gives.)
+    remount = [sys.executable, "-I", "-S", "-c", _REMOUNT.format(files=files)]
     drop = [setpriv, "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
     if os.geteuid() == 0:
         # bwrap run by root keeps root: the uid drop is setpriv's (RLIMIT_NPROC does not bind uid 0).
         drop[1:1] = [f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
     else:
-        line[1:1] = ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--disable-userns"]
-        line[1:1] = ["--cap-add", "CAP_SYS_ADMIN"]  # in the sandbox's user namespace only, for the remount
-    return enter + line + ["/bin/sh", "-c", remount, "sh", *drop, *python]
+        user = ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY)]
+        # The capability is the sandbox's own user namespace's, for the remount; setpriv drops it.
+        line[1:1] = user + (["--cap-add", "CAP_SYS_ADMIN"] if filtered else ["--disable-userns"])
+    return enter + line + remount + drop + python
+
+
+# MS_REMOUNT | MS_NOSUID | MS_NODEV: a remount also resets the mount's flags, so it repeats bwrap's.
+_REMOUNT = """
+import ctypes, os, sys
+ctypes.CDLL(None).mount(b"tmpfs", b"/tmp", None, 32 | 2 | 4, b"nr_inodes={files}")
+os.execv(sys.argv[1], sys.argv[1:])
+"""
 
 
 def environment(home: str) -> dict[str, str]:
