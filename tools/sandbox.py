@@ -165,12 +165,13 @@ def probe() -> Layers:
             bwrap=candidate,
             filesystem=inside and not seen["visible"] and not seen["root_writable"],
             network=seen["devices"] == ["lo"],
-            processes=inside and seen["pids"] <= 3,  # bubblewrap's init, the worker, this cell
+            # bubblewrap's init, the worker, this cell; all of them the OOM killer's first choice
+            processes=inside and seen["pids"] <= 3 and seen["oom"] == 1000,
             # A user namespace of ours maps to our own uid at most; as root, the map must say so.
             unprivileged=os.geteuid() != 0 or seen["uid"] != 0,
             detail="; ".join(reasons),
             syscalls=seen["seccomp"],
-            cgroup=cgroup if held and seen["oom"] == 1000 else 0,
+            cgroup=cgroup if held else 0,
             inodes=inside and seen["files"] <= limits.files,
             identity=inside and seen["hostname"] != socket.gethostname() and seen["cmdline"] == 0,
         )
@@ -290,7 +291,7 @@ class Sandbox:
             "limits": rlimits,
             "seccomp": sandbox_seccomp.program().hex() if layers.syscalls else "",
         }
-        enter = self.cgroup.enter_command() if self.cgroup else None
+        enter = sandbox_cgroup.enter_command(self.cgroup)
         try:
             self._process = subprocess.Popen(
                 command(

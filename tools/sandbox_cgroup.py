@@ -13,9 +13,9 @@ Where the groups go (`placement()`, found once per process):
   its group it first moves itself into a leaf `qwq-agent` of it; if others share the group, no luck.
 - cgroup v1, as root: a child of the agent's group in the memory and in the pids hierarchy.
 
-A sandbox's processes enter its group before bubblewrap starts (`enter_command`), so nothing
-escapes the count. This module does not kill runs on its own: the kernel's OOM killer and the
-pids limit do, inside the group only.
+A sandbox's processes enter its group before bubblewrap starts (`enter_command`, which also makes
+them the OOM killer's first choice), so nothing escapes the count. This module does not kill runs
+on its own: the kernel's OOM killer and the pids limit do, inside the group only.
 """
 
 from __future__ import annotations
@@ -64,15 +64,6 @@ class Cgroup:
         """The files a process writes its pid to, to enter the group."""
         return sorted({str(self.memory / "cgroup.procs"), str(self.pids / "cgroup.procs")})
 
-    def enter_command(self) -> list[str]:
-        """A command prefix that joins the group and raises the OOM score, then runs the rest."""
-        script = (
-            "echo 1000 >/proc/self/oom_score_adj || exit 125\n"
-            'while [ "$1" != -- ]; do echo $$ >"$1" || exit 125; shift; done\n'
-            'shift; exec "$@"'
-        )
-        return ["/bin/sh", "-c", script, "sh", *self.procs_files(), "--"]
-
     def peak(self) -> int | None:
         """The most memory the group has held at once, in bytes (None where the kernel does not say)."""
         name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
@@ -111,6 +102,19 @@ class Cgroup:
                     break
                 except OSError:
                     time.sleep(0.01)
+
+
+def enter_command(group: Cgroup | None) -> list[str]:
+    """A command prefix that raises the OOM score to 1000 and joins `group` (if any), then runs the rest.
+
+    Both are inherited: every process of the sandbox starts in the group, as the OOM killer's first pick.
+    """
+    script = (
+        "echo 1000 >/proc/self/oom_score_adj || exit 125\n"
+        'while [ "$1" != -- ]; do echo $$ >"$1" || exit 125; shift; done\n'
+        'shift; exec "$@"'
+    )
+    return ["/bin/sh", "-c", script, "sh", *(group.procs_files() if group else []), "--"]
 
 
 def _kill_members(directory: Path) -> None:

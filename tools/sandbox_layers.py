@@ -42,7 +42,7 @@ class Layers:
     network: bool
     """No network interface but loopback."""
     processes: bool
-    """A PID namespace: the code sees and signals only its own processes."""
+    """A PID namespace: the code sees and signals only its own processes, all with oom_score_adj 1000."""
     unprivileged: bool
     """The code runs as a uid that is not root on the host."""
     detail: str = ""
@@ -61,7 +61,8 @@ class Layers:
         gaps = {
             "filesystem": "the code can read and write your files",
             "network": "the code can reach the network",
-            "processes": "the code can see and signal your processes and leave some running",
+            "processes": "the code can see and signal your processes and leave some running, "
+            "and the OOM killer may pick the agent before it",
             "unprivileged": "the code runs as root",
             "syscalls": "the code can use kernel keyrings (the agent's and other runs' keys), new user "
             "namespaces (full capabilities, uncapped mounts), io_uring, bpf, perf events and ptrace",
@@ -102,7 +103,7 @@ def command(
 ) -> list[str]:
     """The command line that starts Python inside the layers (only a clean process without bwrap).
 
-    `enter` is the cgroup's command prefix (`Cgroup.enter_command`), run before anything else.
+    `enter` is the command prefix that joins the cgroup (`sandbox_cgroup.enter_command`), run first.
     `filtered`: the worker will load the seccomp filter, which refuses new user namespaces; without
     it, bwrap's --disable-userns must, and its nested namespace then cannot remount the scratch.
     """
