@@ -325,7 +325,16 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-_INSTALLATION = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+def _installation() -> tuple[set[str], set[str]]:
+    """The Python installation's directories, and all their parents."""
+    kept = {os.path.normpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    parents = {os.path.dirname(p) for p in kept}
+    while not {os.path.dirname(p) for p in parents} <= parents:
+        parents |= {os.path.dirname(p) for p in parents}
+    return kept, parents
+
+
+_KEPT = _installation()
 
 
 def _wipe(scratch: str) -> None:
@@ -335,10 +344,7 @@ def _wipe(scratch: str) -> None:
     the top, so a tree of any depth goes in as many passes, every path two levels deep at most.
     The read-only Python installation (bound here when it lives under /tmp) and its parents stay.
     """
-    kept = {os.path.normpath(p) for p in _INSTALLATION}
-    parents = {os.path.dirname(p) for p in kept}
-    while not {os.path.dirname(p) for p in parents} <= parents:
-        parents |= {os.path.dirname(p) for p in parents}
+    kept, parents = _KEPT
     roots = [scratch, *sorted(p for p in parents if p.startswith(scratch + "/"))]
     moved = 0
     while True:  # each pass removes or lifts at least one entry, or it is the last
@@ -381,9 +387,25 @@ def _remove(remove, *paths: str) -> int:
     return 1
 
 
+_IPC_INFO = {"shm": (14, 0), "msg": (12, 0), "sem": (19, 7)}  # SHM/MSG/SEM_INFO, and which int counts sets
+
+
+def _ipc_in_use(kind: str) -> bool:
+    """Whether the IPC namespace holds any object of `kind`: one system call, no file to read."""
+    command, field = _IPC_INFO[kind]
+    info = (ctypes.c_int * 64)()
+    if kind == "sem":
+        result = _libc.semctl(0, 0, command, info)
+    else:
+        result = (_libc.shmctl if kind == "shm" else _libc.msgctl)(0, command, info)
+    return result < 0 or info[field] > 0  # when in doubt, look
+
+
 def _remove_ipc() -> None:
     """Remove the SysV shared memory, queues and semaphores, and the POSIX queues, that runs left."""
     for kind, control in (("shm", _libc.shmctl), ("msg", _libc.msgctl), ("sem", _libc.semctl)):
+        if not _ipc_in_use(kind):
+            continue
         try:
             with open(f"/proc/sysvipc/{kind}") as table:
                 ids = [int(line.split()[1]) for line in table.read().splitlines()[1:] if line.strip()]
