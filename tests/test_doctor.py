@@ -78,8 +78,12 @@ def test_sandbox_layers_missing_warn_or_fail_when_strict(monkeypatch: pytest.Mon
     assert "apt-get install bubblewrap" in loose.fix
     monkeypatch.setenv("QWQ_SANDBOX_STRICT", "1")
     assert doctor.check_sandbox(lambda: bare).status == "fail"
-    full = Layers("/usr/bin/bwrap", True, True, True, True)
-    assert doctor.check_sandbox(lambda: full).status == "ok"
+    full = Layers("/usr/bin/bwrap", True, True, True, True, syscalls=True, cgroup=2, inodes=True, identity=True)
+    assert doctor.check_sandbox(lambda: full).status == "ok" and "syscalls" in doctor.check_sandbox(lambda: full).detail
+    unfiltered = Layers("/usr/bin/bwrap", True, True, True, True, cgroup=1, inodes=True, identity=True)
+    gap = doctor.check_sandbox(lambda: unfiltered)
+    assert gap.status == "fail" and "syscalls: the code can use kernel keyrings" in gap.detail
+    assert "libseccomp2" in gap.fix and "bubblewrap" not in gap.fix
 
 
 def test_directories(tmp_path: Path) -> None:

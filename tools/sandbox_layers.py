@@ -7,7 +7,7 @@ starts in:
     sh (joins the sandbox's cgroup, oom_score_adj 1000) -> bwrap (namespaces, mounts, hostname)
     -> python (caps the scratch's inodes, the one step that needs a capability) -> setpriv (uid 65534,
     no capabilities, no new privileges) -> python (the worker, which loads the seccomp filter and
-    joins a fresh session keyring before it imports anything)
+    joins a fresh session keyring before it preloads any module)
 
 It does not start processes or judge the layers: `tools.sandbox` does both, and refuses to run in
 strict mode when a layer is missing.

@@ -2,7 +2,7 @@
 
 The rules are data (`DENIED`, `NAMESPACE_FLAGS`); `program()` compiles them once with libseccomp
 (through `pyseccomp`, its ctypes binding) into a classic-BPF program, which the worker loads
-into itself before it imports anything (`prctl(PR_SET_SECCOMP)`), so that every cell inherits it.
+into itself before it preloads any module (`prctl(PR_SET_SECCOMP)`), so that every cell inherits it.
 Everything not named here is allowed: this is a deny list for a Python runtime, not an allow list.
 System calls of another architecture (i386 via int 0x80, x32) kill the process, so the list
 cannot be sidestepped by a second syscall table.

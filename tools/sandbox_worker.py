@@ -6,7 +6,7 @@ isolation layers and as an unprivileged user. It reads one JSON request per line
 `truncated`). Forking from a process that has already imported numpy and sympy makes a cell cost
 milliseconds instead of the ~0.3 s of a fresh interpreter.
 
-Before it imports anything it loads the host's seccomp filter (compiled BPF, from the config) and
+Before it preloads a module it loads the host's seccomp filter (compiled BPF, from the config) and
 joins a fresh anonymous session keyring; each run joins another, so no run holds a keyring that
 another run, or the agent, has held.
 
@@ -82,7 +82,7 @@ def _load_filter(program: bytes) -> bool:
 def _join_new_keyring() -> None:
     """Replace the inherited session keyring (the agent's, or the previous run's) with a new, empty one."""
     number = SYS_KEYCTL.get(os.uname().machine)
-    if number is not None:  # elsewhere the filter denies keyctl wholesale: nothing to replace it with
+    if number is not None:  # another architecture keeps the inherited keyring; the filter still guards it
         _libc.syscall(ctypes.c_long(number), ctypes.c_long(KEYCTL_JOIN_SESSION_KEYRING), ctypes.c_void_p(None))
 
 

@@ -153,10 +153,10 @@ def check_sandbox(probe: Callable[[], Any] | None = None) -> Check:
     layers = probe()
     missing = layers.missing()
     if not missing:
-        return Check("sandbox", "ok", f"every layer: bubblewrap ({layers.bwrap}), filesystem, network, processes, uid")
+        return Check("sandbox", "ok", f"every layer: bubblewrap ({layers.bwrap}), " + ", ".join(layers.present()))
     strict = os.environ.get("QWQ_SANDBOX_STRICT") == "1"
     detail = "missing layers: " + "; ".join(missing) + (f" ({layers.detail})" if layers.detail else "")
-    fix = "apt-get install bubblewrap (and allow unprivileged user namespaces), or leave the python tool out"
+    fix = "; ".join(layers.fixes()) + "; or leave the python tool out"
     return Check("sandbox", "fail" if strict else "warn", detail, fix)
 
 
