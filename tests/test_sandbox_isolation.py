@@ -326,7 +326,7 @@ while started < 500:
         time.sleep(60)
         os._exit(0)
     started += 1
-time.sleep(60)
+time.sleep(5)  # holding every process it could get, while the other sandbox works
 """
     work = """
 import os
@@ -339,10 +339,10 @@ for _ in range(20):
 print(sum(os.waitpid(pid, 0)[1] == 0 for pid in children))
 """
     with Sandbox(strict=True, preload=()) as greedy, Sandbox(strict=True, preload=()) as other:
-        assert greedy._process is not None
-        hogging = threading.Thread(target=greedy.run, args=(hog, 5), daemon=True)
+        assert greedy._process is not None and other.run("1").ok
+        hogging = threading.Thread(target=greedy.run, args=(hog, 60), daemon=True)
         hogging.start()
-        for _ in range(500):  # until the hog holds (about) all the processes it may have
+        for _ in range(3000):  # until the hog holds (about) all the processes it may have
             if len(descendants(greedy._process.pid)) >= greedy.limits.processes - 8:
                 break
             time.sleep(0.02)
