@@ -158,33 +158,59 @@ class Agent:
         return result
 
     def stream(
-        self, question: str, *, history: State | None = None, session: str | None = None, **config: Any
+        self,
+        question: str,
+        *,
+        history: State | None = None,
+        session: str | None = None,
+        tainted: bool = False,
+        **config: Any,
     ) -> Iterator[Event]:
         """Answer `question`, yielding events as they happen and a `Final` event last.
 
         `history` is the state of an earlier episode to continue (see `Chat`); `session` names a
-        conversation kept by the checkpointer, which the question continues; `config` goes to
-        LangGraph. A call that needs approval ends the stream with an `ApprovalRequested` event
-        and a `Final` whose result has `stop_reason="approval"`.
+        conversation kept by the checkpointer, which the question continues; `tainted` says the
+        question itself carries text from outside (an answer that web text steered), so code
+        waits for approval as after a web call; `config` goes to LangGraph. A call that needs
+        approval ends the stream with an `ApprovalRequested` event and a `Final` whose result
+        has `stop_reason="approval"`.
         """
         config.setdefault("recursion_limit", recursion_limit(self.settings.budget))
+        if session is not None and self.checkpointer is None:
+            raise ValueError("session= needs a checkpointer (see agent.sessions.open_sessions)")
+        conversation: dict[str, Any] = {}
+        if session is not None and self.samples > 1:
+            # Later samples run on threads of their own, each from the session's conversation (and
+            # its taint), not from nothing.
+            values = self.graph.get_state(self._config(config, session)).values
+            conversation = {k: values[k] for k in ("tokens", "text", "seen", "untrusted") if k in values}
         results = []
+        configurable = dict(config.get("configurable") or {})
         for sample in range(self.samples):
             seed = getattr(self.model, "seed", None)
             if self.samples > 1 and seed is not None:  # a fixed seed would repeat one episode k times
                 self.model.reseed(seed + sample)  # type: ignore[attr-defined]
-            state: State = {"question": question, **(history or {})}  # type: ignore[typeddict-item]
-            thread = session if not sample or session is None else f"{session}#{sample}"
-            episode_config = self._config(config, thread)
-            if session is not None and self.checkpointer is None:
-                raise ValueError("session= needs a checkpointer (see agent.sessions.open_sessions)")
+            state: State = {"question": question, **(conversation if sample else {}), **(history or {})}  # type: ignore[typeddict-item]
+            if tainted:
+                state["untrusted"] = True
+            thread, sample_config = session, config
+            if sample and session is not None:  # its own thread, not a checkpoint of the session's
+                thread = f"{session}#{sample}"
+                sample_config = {**config, "configurable": _without(configurable, "thread_id", "checkpoint_id")}
+            episode_config = self._config(sample_config, thread)
             if session is not None and self.graph.get_state(episode_config).next:
                 raise ValueError(f"session {session!r} has an unfinished episode: resume it first")
             final, request = yield from self._episode(state, episode_config)
-            if request is not None:
-                yield Final(replace(to_result(final), stop_reason="approval", approval=request))
-                return
             results.append(to_result(final))
+            if session is not None and results[-1].tainted and not results[0].tainted:
+                # The session goes on from the first sample's transcript, but web text this sample
+                # read sways the vote: the conversation is tainted all the same.
+                first = {"thread_id": session, **_without(configurable, "checkpoint_id")}
+                self.graph.update_state({"configurable": first}, {"untrusted": True}, as_node="reason")
+                results[0] = replace(results[0], tainted=True)
+            if request is not None:
+                yield Final(replace(results[-1], stop_reason="approval", approval=request))
+                return
         yield Final(results[0] if len(results) == 1 else vote(results))
 
     def resume(
@@ -331,8 +357,7 @@ class Chat:
         config = self.agent.rewind(self.session) if self.session is not None else {}
         for event in self.agent.stream(question, history=self.history, session=self.session, **config):
             if isinstance(event, Final) and event.result.stop_reason != "approval":
-                state = self.agent.last_state
-                self.history = {"tokens": state["tokens"], "text": state["text"], "seen": state.get("seen", 0)}
+                self.history = _conversation(self.agent.last_state, event.result.tainted)
             yield event
 
     def resume_stream(
@@ -341,8 +366,7 @@ class Chat:
         """Continue the turn paused for approval; events as in `Agent.resume_stream`."""
         for event in self.agent.resume_stream(approve, edited_arguments, session=self.session):
             if isinstance(event, Final) and event.result.stop_reason != "approval":
-                state = self.agent.last_state
-                self.history = {"tokens": state["tokens"], "text": state["text"], "seen": state.get("seen", 0)}
+                self.history = _conversation(self.agent.last_state, event.result.tainted)
             yield event
 
     def send(self, question: str) -> Result:
@@ -350,8 +374,23 @@ class Chat:
         return [e for e in self.stream(question) if isinstance(e, Final)][-1].result
 
     def reset(self) -> None:
-        """Forget the conversation (the model's cache is simply overwritten next time)."""
-        self.history = {}
+        """Forget the conversation, and with it the taint of any web text read in it.
+
+        The next question starts a new transcript (in a session too, whose earlier checkpoints
+        stay in its history); the model's cache is simply overwritten.
+        """
+        self.history = {"tokens": [], "text": "", "seen": 0, "untrusted": False}
+
+
+def _conversation(state: State, tainted: bool) -> State:
+    """What the next question of a chat continues from: the transcript, and whether it is tainted
+    (by this episode, by an earlier one, or by another sample behind the vote)."""
+    return {
+        "tokens": state["tokens"],
+        "text": state["text"],
+        "seen": state.get("seen", 0),
+        "untrusted": tainted or bool(state.get("untrusted")),
+    }
 
 
 def to_result(state: State) -> Result:
@@ -373,6 +412,7 @@ def to_result(state: State) -> Result:
         stop_reason=state.get("stop_reason", "answer"),
         normalized=None if answer is None else normalize(extract_answer(answer)),
         verification=verification,
+        tainted=bool(state.get("untrusted")),
     )
 
 
@@ -396,7 +436,12 @@ def vote(results: list[Result]) -> Result:
             groups.append([result])
     winner = max(groups, key=len)[0] if groups else results[0]
     share = max(map(len, groups), default=0) / len(results)
-    return replace(winner, votes=Votes(tuple(r.normalized for r in results), share))
+    tainted = any(r.tainted for r in results)  # web text in any episode could have swayed the vote
+    return replace(winner, votes=Votes(tuple(r.normalized for r in results), share), tainted=tainted)
+
+
+def _without(mapping: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k not in keys}
 
 
 def _messages(name: str) -> list[Message]:

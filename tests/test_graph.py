@@ -193,7 +193,7 @@ def test_each_step_evaluates_only_new_tokens() -> None:
 
 
 def test_chat_turns_extend_one_transcript() -> None:
-    agent = agent_for([call("add", a=1, b=2), "3", "Yes, 3."])
+    agent = agent_for([call("add", a=1, b=2), "3", "Yes, 3.", "4"])
     chat = agent.chat()
     assert chat.send("1+2?").answer == "3"
     first_text = agent.last_state["text"]
@@ -203,7 +203,8 @@ def test_chat_turns_extend_one_transcript() -> None:
     (step,) = second.stats["per_step"]
     assert step["prompt_evaluated"] == step["prompt_new"] < step["prompt_reused"]
     chat.reset()
-    assert chat.history == {}
+    assert chat.send("2+2?").answer == "4"
+    assert "1+2?" not in agent.last_state["text"]  # a new conversation
 
 
 def test_episode_transcript_matches_the_template_once_reasoning_is_dropped() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from agent.core.records import ApprovalRequested, Event, Final
+from agent.ui.terminal import printable, printable_json
 
 
 def with_approvals(runner: Any, events: Iterator[Event], session: str | None) -> Iterator[Event]:
@@ -31,7 +32,8 @@ def with_approvals(runner: Any, events: Iterator[Event], session: str | None) ->
             return
         if not sys.stdin.isatty():
             where = f"qwq-agent sessions resume {session} --yes (or --no)" if session else "a --session to resume"
-            print(f"qwq-agent: {request.tool} waits for approval ({request.reason}); needs {where}", file=sys.stderr)
+            waits = f"qwq-agent: {request.tool} waits for approval ({request.reason}); needs {where}"
+            print(printable(waits), file=sys.stderr)
             return
         approve, edited = ask_approval(request)
         events = runner.resume_stream(approve, edited)
@@ -40,15 +42,17 @@ def with_approvals(runner: Any, events: Iterator[Event], session: str | None) ->
 def ask_approval(request: Any) -> tuple[bool, dict[str, Any] | None]:
     """Ask on stderr/stdin: y runs the call, e edits its arguments (JSON), anything else declines."""
     why = {"marked": "this tool asks for approval", "code": "code execution", "untrusted": "code after web text"}
-    print(f"\napprove {request.tool} {json.dumps(request.arguments, ensure_ascii=False)}?", file=sys.stderr)
+    # The call is the model's (and a session's): shown escaped, so it cannot act on the terminal.
+    print(f"\napprove {printable(request.tool)} {printable_json(request.arguments)}?", file=sys.stderr)
+    reason = printable(why.get(request.reason, str(request.reason)))
     while True:
-        answer = input(f"({why.get(request.reason, request.reason)}) [y]es / [n]o / [e]dit: ").strip().lower()
+        answer = input(f"({reason}) [y]es / [n]o / [e]dit: ").strip().lower()
         if answer in ("y", "yes"):
             return True, None
         if answer in ("e", "edit"):
             try:
                 edited = json.loads(input("arguments as JSON: "))
-            except json.JSONDecodeError as exc:
+            except ValueError as exc:
                 print(f"not JSON: {exc}", file=sys.stderr)
                 continue
             if isinstance(edited, dict):

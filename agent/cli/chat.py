@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from agent.cli import options
 from agent.cli.approvals import with_approvals
 from agent.cli.options import EXIT_ANSWERED
+from agent.ui.terminal import printable
 
 if TYPE_CHECKING:
     from agent.api import Agent
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             elif command == "/model":
                 model = agent.model
                 facts = model.describe() if hasattr(model, "describe") else {"name": model.name}
-                print("\n".join(f"  {k}: {v}" for k, v in facts.items()), file=sys.stderr)
+                print(printable("\n".join(f"  {k}: {v}" for k, v in facts.items())), file=sys.stderr)
             elif command == "/save":
                 print(_save_chat(rest, turns) if rest else "usage: /save FILE", file=sys.stderr)
             elif command == "/trace":
@@ -87,12 +88,15 @@ def run(args: argparse.Namespace) -> int:
                         if result is not None:
                             turns.append((line, result))
                             if result.answer is None:
-                                print(f"(no answer: {result.stop_reason})")
+                                print(printable(f"(no answer: {result.stop_reason})"))
                             else:
                                 view.answer(result, sys.stdout)
                 except KeyboardInterrupt:
                     view.close()
                     print("\n(stopped; the conversation is as it was before this question)", file=sys.stderr)
+                except Exception as exc:  # a bug of ours (DESIGN rule 4): report it, keep the conversation
+                    view.close()
+                    print(_failure_line(exc), file=sys.stderr)
     finally:
         view.close()
         if history is not None:
@@ -100,6 +104,16 @@ def run(args: argparse.Namespace) -> int:
                 import readline
 
                 readline.write_history_file(history)
+
+
+def _failure_line(exc: Exception) -> str:
+    """One line for a question that failed on a bug: what was raised, and that nothing was lost."""
+    what = " ".join(str(exc).split())
+    what = what if len(what) <= 200 else what[:199] + "…"
+    return printable(
+        f"qwq-agent: error: this question failed ({type(exc).__name__}{': ' + what if what else ''}); "
+        "a bug, please report it. The conversation is as it was before this question."
+    )
 
 
 def _start_history() -> str | None:

@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         from agent.models.protocol import ModelError
 
         if isinstance(exc, ModelError | ValueError):
-            print(f"qwq-agent: error: {exc}", file=sys.stderr)
+            from agent.ui.terminal import printable
+
+            print(printable(f"qwq-agent: error: {exc}"), file=sys.stderr)
             return EXIT_USAGE
         raise
 

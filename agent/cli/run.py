@@ -25,23 +25,23 @@ def add(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """`qwq-agent run WORKFLOW.yaml [--var NAME=VALUE ...]`."""
-    import json
     import sys
 
     from agent.core.records import Final, Result
+    from agent.ui.terminal import printable, printable_json
     from agent.workloads.workflow import Step, load_workflow, parse_vars
 
     workflow = load_workflow(args.workflow)
     values = workflow.bind(parse_vars(args.var))  # fail before the model loads
     first = options.make_agent(args)
 
-    def ask(agent: Any, step: Step, prompt: str) -> Result:
-        print(f"── {step.id}: {prompt}", file=sys.stderr)
+    def ask(agent: Any, step: Step, prompt: str, tainted: bool) -> Result:
+        print(printable(f"── {step.id}: {prompt}"), file=sys.stderr)
         view = options.make_view(args, agent, show_answer=True)
         result = None
         view.begin()
         try:
-            for event in with_approvals(agent, agent.stream(prompt), None):
+            for event in with_approvals(agent, agent.stream(prompt, tainted=tainted), None):
                 result = view.show(event) or result
                 if isinstance(event, Final):
                     result = event.result
@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
     outcome = workflow.run(first.model, values, approval=args.approve, ask=ask)
     if args.json:
         steps = {step: result.to_dict() for step, result in outcome.steps}
-        print(json.dumps({"workflow": workflow.name, "answer": outcome.answer, "steps": steps}, ensure_ascii=False))
+        print(printable_json({"workflow": workflow.name, "answer": outcome.answer, "steps": steps}))
     elif outcome.answer is not None:
-        print(outcome.answer)
+        print(printable(outcome.answer))
     else:
         step, result = outcome.steps[-1]
         print(f"qwq-agent: step {step} gave no answer ({result.stop_reason}); the workflow stopped", file=sys.stderr)

@@ -14,6 +14,7 @@ from typing import Any
 from agent.cli import options
 from agent.cli.approvals import ask_approval, with_approvals
 from agent.cli.options import EXIT_WAITING
+from agent.ui.terminal import printable, printable_json
 
 
 def add(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -40,28 +41,31 @@ def run(args: argparse.Namespace) -> int:
             print(f"no sessions in {default_path()}", file=sys.stderr)
         for each in infos:
             answer = "" if each.answer is None else f" → {_short(each.answer)}"
-            print(f"{each.name}\t{each.status}\t{each.updated[:19]}\t{_short(each.question)}{answer}")
+            print(printable(f"{each.name}\t{each.status}\t{each.updated[:19]}\t{_short(each.question)}{answer}"))
         return 0
     if not args.name:
         print(f"qwq-agent: error: sessions {args.action} needs a session name", file=sys.stderr)
         return 2
     info = session_info(saver, args.name)
     if info is None:
-        print(f"qwq-agent: error: no session named {args.name!r} in {default_path()}", file=sys.stderr)
+        print(printable(f"qwq-agent: error: no session named {args.name!r} in {default_path()}"), file=sys.stderr)
         return 2
     if args.action == "delete":
         delete_session(saver, args.name)
-        print(f"deleted {args.name}", file=sys.stderr)
+        print(printable(f"deleted {args.name}"), file=sys.stderr)
         return 0
     if args.action == "show":
-        print(f"session:   {info.name}\nstatus:    {info.status}\nupdated:   {info.updated}")
-        print(f"steps:     {info.checkpoints}\nquestion:  {info.question}\nanswer:    {info.answer}")
-        for call in info.tool_calls:
-            print(f"  → {call.name} {json.dumps(call.arguments, ensure_ascii=False)} ← {_short(call.output)}")
+        # A session holds what the model and its tools wrote: everything is shown escaped.
+        lines = [
+            f"session:   {info.name}\nstatus:    {info.status}\nupdated:   {info.updated}",
+            f"steps:     {info.checkpoints}\nquestion:  {info.question}\nanswer:    {info.answer}",
+            *(f"  → {c.name} {printable_json(c.arguments)} ← {_short(c.output)}" for c in info.tool_calls),
+        ]
         if info.waiting:
-            print(f"waiting:   {info.waiting['tool']} {json.dumps(info.waiting['arguments'], ensure_ascii=False)}")
+            lines.append(f"waiting:   {info.waiting['tool']} {printable_json(info.waiting['arguments'])}")
         if args.transcript:
-            print("\n" + info.text)
+            lines.append("\n" + info.text)
+        print(printable("\n".join(lines)))
         return 0
     if info.waiting and args.decision is None and args.edit is None and not sys.stdin.isatty():
         print("qwq-agent: error: this session waits for approval: pass --yes, --no or --edit JSON", file=sys.stderr)
@@ -85,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     assert result is not None
     if result.stop_reason == "approval":
         return EXIT_WAITING
-    print(result.answer if result.answer is not None else f"(no answer: {result.stop_reason})")
+    print(printable(result.answer if result.answer is not None else f"(no answer: {result.stop_reason})"))
     return 0 if result.answer is not None else 1
 
 

@@ -7,7 +7,6 @@ answer within the budgets, 3 a call waits for approval in its session.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -38,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
         view.close()
     assert result is not None
     if args.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        from agent.ui.terminal import printable_json
+
+        print(printable_json(result.to_dict()))
     elif result.answer is not None:
         view.answer(result, sys.stdout)
     elif result.stop_reason == "approval":

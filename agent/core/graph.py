@@ -66,6 +66,7 @@ class State(TypedDict, total=False):
     final: str | None
     done: bool
     untrusted: bool
+    """A tool marked untrusted was called in this conversation (kept across its episodes)."""
     stop_reason: str
     nudge: str | None
     first_answer: str | None
@@ -132,7 +133,8 @@ def build_graph(
             "stats": new_stats(),
             "final": None,
             "done": False,
-            "untrusted": False,
+            # Taint belongs to the conversation: web text read earlier in it still steers the model.
+            "untrusted": bool(state.get("untrusted")),
             "stop_reason": "answer",
             "nudge": None,
             "first_answer": None,
@@ -266,10 +268,9 @@ def build_graph(
         stats["time_total_s"] += record.seconds
         stats["tool_calls"] += 1
         emit(Observation(record))
-        # Text from outside now steers the model too; approval rules for code read this.
-        untrusted = state["untrusted"] or (
-            not record.error and record.name in registry and registry[record.name].untrusted
-        )
+        # Text from outside now steers the model too, even through a failure: an error message can
+        # repeat what a page said. Approval rules for code read this.
+        untrusted = state["untrusted"] or (record.name in registry and registry[record.name].untrusted)
         return {
             "tokens": transcript.tokens,
             "text": transcript.text,

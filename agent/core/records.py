@@ -70,6 +70,10 @@ class Result:
     """The vote behind the answer when `samples` > 1."""
     approval: ApprovalRequested | None = None
     """The call waiting for a person when `stop_reason` is "approval" (see `Agent.resume`)."""
+    tainted: bool = False
+    """Whether text from outside could have steered the episode: a tool marked `untrusted` (web
+    search, page reader) was called, successfully or not, in it or earlier in its conversation (or
+    in any of the episodes behind a vote). Code then waits for approval under `approval="auto"`."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

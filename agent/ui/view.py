@@ -7,7 +7,8 @@ observations get panels of their own with the tool's duration; a live status lin
 shows the step, what the model is doing, tokens per second, the context used and the time; the
 answer ends in a highlighted panel with LaTeX-ish math made readable. When the output is piped,
 `NO_COLOR` is set or `TERM=dumb`, the same events print as plain lines (`→ tool {...}`,
-`← output  (0.30s)`) with no escape codes.
+`← output  (0.30s)`) with no escape codes. Text from the model, tools, traces and sessions is
+shown through `agent.ui.terminal.printable`, so nothing in it can act on the terminal.
 
 `StepTimer` derives per-step figures (prefill and generation time, tokens per second, context
 used) from event arrival times; traces use it too. This module only prints: it never runs a
@@ -16,13 +17,13 @@ model, and rich is imported only when a colour view is made, so importing it sta
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import IO, TYPE_CHECKING, Any
 
 from agent.core import records
 from agent.ui.mathtext import readable_math
+from agent.ui.terminal import printable, printable_json
 from agent.ui.timing import StepFigures, StepTimer
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class View:
             if self.color:
                 from rich.text import Text
 
-                self.console.print(Text("? ", style="bold magenta") + Text(question, style="bold"))
+                self.console.print(Text("? ", style="bold magenta") + Text(printable(question), style="bold"))
             else:
                 self.line(f"? {question}")
 
@@ -129,7 +130,7 @@ class View:
 
             self._answer_panel(Console(file=out, highlight=False), result)
         else:
-            print(result.answer, file=out, flush=True)
+            print(printable(result.answer), file=out, flush=True)
 
     # -- plain text --------------------------------------------------------------------------
 
@@ -140,7 +141,7 @@ class View:
             case records.AnswerText(text) if self.show_answer:
                 self.write(text)
             case records.ToolCallStarted(name, arguments):
-                self.line(f"→ {name} {json.dumps(arguments, ensure_ascii=False)}")
+                self.line(f"→ {name} {printable_json(arguments)}")
             case records.Observation(call):
                 self.timer.resume(now)
                 mark = "✗" if call.error else "←"
@@ -153,9 +154,9 @@ class View:
         return None
 
     def write(self, text: str) -> None:
-        """Write text as it streams (plain view)."""
+        """Write text as it streams (plain view), escaped: nothing in it acts on the terminal."""
         if text:
-            self.out.write(text)
+            self.out.write(printable(text))
             self.out.flush()
             self.fresh_line = text.endswith("\n")
 
@@ -176,12 +177,13 @@ class View:
                 self._activity = "thinking"
                 self._step_reasoning += len(text)
                 if self.show_reasoning:
-                    self._reason(text)
+                    self._reason(printable(text))
             case records.AnswerText(text):
                 self._activity = "answering"
                 self._answer += text
             case records.ToolCallStarted(name, arguments):
                 self._flush_reasoning()
+                name = printable(name)
                 self._activity = f"running {name}"
                 self.console.print(
                     Panel(
@@ -192,8 +194,8 @@ class View:
                 self.timer.resume(now)
                 self._activity = "reading the result"
                 style = "red" if call.error else "green"
-                title = f"{'✗' if call.error else '←'} {call.name or 'bad call'} · {call.seconds:.2f} s"
-                body = Text(_clip_lines(call.output.rstrip(), 20), style="red" if call.error else "")
+                title = f"{'✗' if call.error else '←'} {printable(call.name) or 'bad call'} · {call.seconds:.2f} s"
+                body = Text(_clip_lines(printable(call.output.rstrip()), 20), style="red" if call.error else "")
                 self.console.print(Panel(body, title=title, title_align="left", border_style=style, expand=False))
             case records.StepFinished():
                 self._flush_reasoning()
@@ -264,7 +266,7 @@ class View:
                 if line.strip():
                     parts.append(Text("│ ", style="magenta dim") + Text(line, style="dim italic"))
         if self._answer.strip():
-            parts.append(Text(readable_math(self._answer.strip()), style="bold"))
+            parts.append(Text(printable(readable_math(self._answer.strip())), style="bold"))
         now = self._clock()
         step = len(self.steps) + 1
         figures = [f"step {step}", self._activity]
@@ -286,7 +288,7 @@ class View:
             f"{_count(stats.get('steps', 0), 'step')} · {_count(stats.get('tool_calls', 0), 'tool call')} · "
             f"{_count(stats.get('generated_tokens', 0), 'token')} · {stats.get('time_total_s', 0):.1f} s"
         )
-        body = Text(readable_math(result.answer or ""), style="bold")
+        body = Text(printable(readable_math(result.answer or "")), style="bold")
         # Wide enough for the figures underneath, never wider than the terminal.
         width = min(console.width, max(body.cell_len + 4, len(subtitle) + 6))
         panel = Panel(body, title="Answer", title_align="left", subtitle=subtitle, subtitle_align="right")
@@ -326,8 +328,8 @@ def _arguments(arguments: dict[str, Any]) -> Any:
 
     code = arguments.get("code")
     if isinstance(code, str) and len(arguments) <= 2:
-        return Syntax(code, "python", theme="ansi_dark", background_color="default")
-    return Text(json.dumps(arguments, ensure_ascii=False))
+        return Syntax(printable(code), "python", theme="ansi_dark", background_color="default")
+    return Text(printable_json(arguments))
 
 
 def _count(n: int, noun: str) -> str:

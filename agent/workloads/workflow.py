@@ -98,25 +98,31 @@ class Workflow:
         variables: Mapping[str, str] | None = None,
         *,
         approval: str = "auto",
-        ask: Callable[[Any, Step, str], Result] | None = None,
+        ask: Callable[[Any, Step, str, bool], Result] | None = None,
     ) -> WorkflowResult:
         """Run the steps in order on `model`, stopping at the first step without an answer.
 
-        `ask(agent, step, prompt)` runs one step (the CLI streams it and asks for approvals);
-        by default `agent.run(prompt)`.
+        A step whose prompt uses the answer of a tainted step (one that web text could have
+        steered, `Result.tainted`) starts tainted itself, so its code waits for approval.
+        `ask(agent, step, prompt, tainted)` runs one step (the CLI streams it and asks for
+        approvals); by default `agent.run(prompt, tainted=tainted)`.
         """
         from agent.api import Agent
         from tools import default_tools
 
         values = self.bind(variables or {})
         results: list[tuple[str, Result]] = []
+        tainted_steps: set[str] = set()
         for step in self.steps:
             prompt = fill(step.prompt, values)
+            tainted = any(name in tainted_steps for name in _PLACEHOLDER.findall(step.prompt))
             options = dict(step.options)
             tools = default_tools(options.pop("tools", None))
             agent = Agent(model, tools, approval=approval, **options)  # type: ignore[arg-type]
-            result = ask(agent, step, prompt) if ask else agent.run(prompt)
+            result = ask(agent, step, prompt, tainted) if ask else agent.run(prompt, tainted=tainted)
             results.append((step.id, result))
+            if result.tainted:
+                tainted_steps.add(step.id)
             if result.answer is None:
                 break
             values[step.id] = result.answer
