@@ -176,9 +176,8 @@ def chromium() -> str:
     return found
 
 
-def test_html_loads_in_headless_chromium_without_errors(trace_file: Path, tmp_path: Path) -> None:
-    page = tmp_path / "run.html"
-    page.write_text(html(load(trace_file)))
+def in_chromium(page: Path, profile: Path) -> tuple[str, list[str]]:
+    """Load `page` in headless Chromium: the DOM once its scripts ran, and its console lines."""
     done = subprocess.run(
         [
             chromium(),
@@ -188,7 +187,7 @@ def test_html_loads_in_headless_chromium_without_errors(trace_file: Path, tmp_pa
             "--disable-background-networking",
             "--enable-logging=stderr",
             "--v=0",
-            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--user-data-dir={profile}",
             "--dump-dom",
             page.as_uri(),
         ],
@@ -198,12 +197,121 @@ def test_html_loads_in_headless_chromium_without_errors(trace_file: Path, tmp_pa
     )
     assert done.returncode == 0, done.stderr[-2000:]
     # Script errors, refused loads (the page's policy) and console output all log as CONSOLE lines.
-    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    return done.stdout, [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+
+
+def test_html_loads_in_headless_chromium_without_errors(trace_file: Path, tmp_path: Path) -> None:
+    page = tmp_path / "run.html"
+    page.write_text(html(load(trace_file)))
+    dom, console = in_chromium(page, tmp_path / "profile")
     assert console == []
-    dom = done.stdout
     assert 'data-ready="yes"' in dom  # the inline script ran to its end
     assert "What is 2 + 3, and &lt;b&gt;why&lt;/b&gt;?" in dom
     assert "→ add" in dom and "It is 5." in dom
+
+
+# Markup that runs script if a page draws it unescaped: it would retitle the page, mark the body
+# or write into the document.
+HOSTILE = (
+    "</pre></title><script>document.title='PWNED';document.body.dataset.pwned='script'</script>"
+    "<img src=x onerror=\"document.body.dataset.pwned='img'\">"
+    '" onmouseover="document.write(\'PWNED\')" x="<svg onload="document.title=\'PWNED\'"></svg>\ud800'
+)
+
+
+def title(dom: str) -> str:
+    found = re.search("<title>(.*?)</title>", dom, re.S)
+    assert found is not None
+    return found.group(1)
+
+
+def hostile_trace(path: Path) -> Path:
+    """A trace whose every text field, and every argument and stats key, carries the markup."""
+    h = HOSTILE
+    records = [
+        {"type": "trace", "version": 1, "started": h, "command": h, "model": {"name": h, "context_size": 8192, h: h}},
+        {"type": "question", "episode": 1, "t": 0.0, "text": h},
+        {"type": "reasoning", "episode": 1, "t": 0.1, "text": h},
+        {"type": "answer", "episode": 1, "t": 0.2, "text": h},
+        {"type": "step", "episode": 1, "t": 0.3, "step": 1, "prompt_evaluated": 1, "prompt_reused": 0, "generated": 1},
+        {"type": "tool_call", "episode": 1, "t": 0.4, "name": h, "arguments": {h: h, "code": h}},
+        {"type": "observation", "episode": 1, "t": 0.5, "name": h, "arguments": {h: h}, "output": h,
+         "error": True, "seconds": 0.1},
+        {"type": "approval", "episode": 1, "t": 0.6, "tool": h, "arguments": {h: h}, "reason": h},
+        {"type": "final", "episode": 1, "t": 0.7, "result": {"answer": h, "reasoning": h, "stop_reason": h,
+         "tool_calls": [{"name": h, "arguments": {h: h}, "output": h, "error": False, "seconds": 0.1}],
+         "stats": {"steps": 1, h: h}}},
+    ]  # fmt: skip
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    return path
+
+
+def test_text_from_a_trace_never_runs_in_its_page(tmp_path: Path) -> None:
+    from agent import cli
+
+    page = tmp_path / "hostile.html"
+    assert cli.main(["trace", "html", str(hostile_trace(tmp_path / "hostile.jsonl")), "-o", str(page)]) == 0
+    dom, _ = in_chromium(page, tmp_path / "profile")
+    assert 'data-ready="yes"' in dom  # the page's own script ran ...
+    assert title(dom).startswith("qwq-agent trace: ")  # ... and no other: the title is the page's
+    assert "data-pwned" not in dom and dom.count("<script") == 1 and "<img" not in dom and "<svg" not in dom
+    assert dom.count("&lt;script&gt;document.title='PWNED'") >= 8  # the markup is shown as text
+
+
+def test_markup_slipped_into_the_page_cannot_run(trace_file: Path, tmp_path: Path) -> None:
+    """Defence in depth: the page's policy runs its own script only, even if escaping ever failed."""
+    page = tmp_path / "slipped.html"
+    injected = "<script>document.title='PWNED'</script><img src=x onerror=\"document.title='PWNED'\">"
+    page.write_text(html(load(trace_file)).replace("<footer>", injected + "<footer>"))
+    dom, _ = in_chromium(page, tmp_path / "profile")
+    assert 'data-ready="yes"' in dom and title(dom) == "qwq-agent trace: What is 2 + 3, and &lt;b&gt;why&lt;/b&gt;?"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"type": "question", "episode": "1\\"><script>document.title=1</script>", "t": 0, "text": "q"}',
+        '{"type": "question", "episode": 1, "t": "soon", "text": "q"}',
+        '{"type": "question", "episode": 1, "t": 0, "text": ["q"]}',
+        '{"type": "question", "episode": true, "t": 0, "text": "q"}',
+        '{"type": "question", "episode": 1, "t": NaN, "text": "q"}',
+        '{"type": ["question"], "episode": 1, "t": 0, "text": "q"}',
+        '{"type": "trace", "model": {"name": "m", "context_size": "8k"}}',
+    ],
+    ids=["episode-markup", "t-text", "text-list", "episode-bool", "t-nan", "type-list", "header-context"],
+)
+def test_a_trace_with_a_field_of_the_wrong_type_is_refused(
+    trace_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str
+) -> None:
+    from agent import cli
+
+    bad = tmp_path / "bad.jsonl"
+    lines = trace_file.read_text().splitlines()
+    bad.write_text("\n".join([lines[0], line, *lines[1:]]) + "\n")
+    page = tmp_path / "bad.html"
+    assert cli.main(["trace", "html", str(bad), "-o", str(page)]) == 2
+    assert not page.exists()  # no page was written
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.jsonl, line 2:" in err and "Traceback" not in err
+    assert "<script>" not in err  # the message names the field, not its value
+    assert cli.main(["trace", "show", str(bad)]) == 2
+
+
+def test_an_observation_or_result_of_the_wrong_shape_is_refused(trace_file: Path, tmp_path: Path) -> None:
+    lines = [json.loads(line) for line in trace_file.read_text().splitlines()]
+    for kind, change in [
+        ("observation", {"seconds": "0.1"}),
+        ("observation", {"error": "no"}),
+        ("step", {"generated": 1.5}),
+        ("final", {"result": {"answer": 5}}),
+        ("final", {"result": {"answer": "5", "stats": {"prompt_evaluated": "many"}}}),
+        ("final", {"result": {"answer": "5", "tool_calls": [{"name": "add"}]}}),
+    ]:
+        edited = [(line | change) if line["type"] == kind else line for line in lines]
+        path = tmp_path / "edited.jsonl"
+        path.write_text("\n".join(json.dumps(line) for line in edited))
+        with pytest.raises(TraceError, match=r"line [0-9]+: "):
+            load(path)
 
 
 def test_agents_of_one_command_share_the_trace_file(tmp_path: Path) -> None:

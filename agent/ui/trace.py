@@ -7,7 +7,8 @@ second, context used) and the final `Result`, each stamped with `t`, seconds sin
 began, and the episode's number (batches interleave episodes). Lines are flushed as they are
 written, so a killed run leaves a readable trace.
 
-`load` reads a trace back (errors name the line) and `replay` shows it through a `View`;
+`load` reads a trace back, type-checking every field (`agent.ui.trace_schema`; errors name the
+line and the field) and `replay` shows it through a `View`;
 `agent.ui.trace_html` renders it as one self-contained page.
 
 This module does not run models or tools, and does not decide what is shown live (`agent.view`).
@@ -28,6 +29,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from agent.core import records
 from agent.ui.timing import StepTimer
+from agent.ui.trace_schema import check
 
 if TYPE_CHECKING:
     from agent.ui.view import View
@@ -256,20 +258,22 @@ class Trace:
 
 
 def load(path: str | os.PathLike[str]) -> Trace:
-    """Read a trace; a line that is not JSON, or a record out of place, raises `TraceError`."""
+    """Read a trace; a line that is not JSON, a field of the wrong type or a record out of place
+    raises `TraceError`, naming the line."""
     header: dict[str, Any] = {}
     episodes: dict[int, Episode] = {}
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise TraceError(f"cannot read trace {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise TraceError(f"{path}: not a qwq-agent trace (not UTF-8 text)") from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            if not isinstance(record, dict) or "type" not in record:
-                raise ValueError("not a trace record")
+            check(record)  # a trace is data from outside: every field is the type it is used as
             if record["type"] == "trace":
                 header = record
                 continue

@@ -1,7 +1,8 @@
 """A trace as one self-contained HTML page: `html(trace)`.
 
-Inline style and script only, under a Content-Security-Policy that forbids loading anything, so
-the page works from a file, offline and as an attachment: per episode its figures, a timeline of
+Inline style and script only, under a Content-Security-Policy that forbids loading anything and
+runs no script but the page's own (by its hash), so the page works from a file, offline and as an
+attachment, and text from the trace, always escaped, can never run as script: per episode its figures, a timeline of
 prompt evaluation, reasoning, answering and tool time, each step with its figures and its
 reasoning folded, each call with its arguments and output, and the answer.
 
@@ -10,8 +11,11 @@ This module only writes markup; reading traces is `agent.ui.trace`.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html as markup
 import json
+import re
 from typing import Any
 
 from agent.ui.trace import Call, Episode, Step, Trace
@@ -68,8 +72,18 @@ _SCRIPT = """
 """
 
 
+# Only the page's own script may run: even markup that slipped past escaping could run none.
+_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; "
+    f"script-src 'sha256-{base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()}'"
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _e(text: Any) -> str:
-    return markup.escape(str(text), quote=True)
+    """Text from the trace as HTML text or attribute value (a lone surrogate, which no page can
+    encode, becomes U+FFFD)."""
+    return _SURROGATE.sub("\ufffd", markup.escape(str(text), quote=True))
 
 
 def _seconds(value: float | None) -> str:
@@ -164,7 +178,7 @@ def _episode_html(episode: Episode) -> str:
     else:
         final = f'<div class="final"><div class="label">Answer</div><div class="text">{_e(answer)}</div></div>'
     return (
-        f'<section class="episode" id="episode-{episode.number}">'
+        f'<section class="episode" id="episode-{_e(episode.number)}">'
         f'<h2 class="question">{_e(episode.question)}</h2>'
         f'<div class="figures">{"".join(f"<span>{_e(k)} <b>{_e(v)}</b></span>" for k, v in figures)}</div>'
         f"{_timeline(episode)}"
@@ -192,11 +206,10 @@ def html(trace: Trace, *, title: str | None = None) -> str:
     first = trace.episodes[0].question if trace.episodes else "empty trace"
     title = title or f"qwq-agent trace: {first[:80]}"
     body = "".join(_episode_html(e) for e in trace.episodes) or "<p>This trace has no episodes.</p>"
-    policy = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_POLICY}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head>\n"
         f"<body><header><h1>qwq-agent trace</h1><p>{_e(about)}</p>"
