@@ -93,9 +93,10 @@ class Agent:
             checkpointer: A LangGraph checkpointer to persist episodes step by step (see
                 `agent.sessions.open_sessions` for SQLite); `session=` names a thread in it.
             approval: When a person approves a call: "auto" (tools marked `needs_approval`, and
-                code execution once web text entered the episode), "always" (also every code
-                execution) or "never". A call waiting for approval pauses the episode: the
-                `Result` has `stop_reason="approval"` and `resume` continues it.
+                code execution once the conversation is tainted: a tool marked `untrusted` was
+                called in it, see `Result.tainted`), "always" (also every code execution) or
+                "never". A call waiting for approval pauses the episode: the `Result` has
+                `stop_reason="approval"` and `resume` continues it.
             **model_options: Passed to `LlamaCppModel` when `model` is not a `Model`
                 (context_size, n_gpu_layers, threads, seed, sampling, thinking).
         """

@@ -129,7 +129,7 @@ class ApprovalRequested:
     """The arguments it wrote."""
     reason: str
     """Why it must be approved: "marked" (the tool asks for it), "code" (every code execution),
-    "untrusted" (code after web text entered the episode)."""
+    "untrusted" (code in a conversation that called a tool marked untrusted)."""
 
 
 @dataclass(frozen=True)
