@@ -70,9 +70,11 @@ DRIVER = textwrap.dedent(
 )
 
 # The model's code prints the payload in the sandbox; its own text (a comment in the code, its
-# words around the call, its answer) carries the payload too.
+# words around the call, its answer) carries the payload too, and it first calls a tool whose
+# name is rich markup for a hyperlink (which rich would draw as an OSC 8 sequence).
 TURNS = [
-    f"Running it. {INLINE}\n" + call("python", code=f"print({PAYLOAD!r})  # {INLINE}"),
+    f"Running it. {INLINE}\n" + call("[link=https://example.org/]python[/link]", code="1"),
+    call("python", code=f"print({PAYLOAD!r})  # {INLINE}"),
     f"Done. {PAYLOAD}",
 ]
 

@@ -187,7 +187,11 @@ class View:
                 self._activity = f"running {name}"
                 self.console.print(
                     Panel(
-                        _arguments(arguments), title=f"→ {name}", title_align="left", border_style="cyan", expand=False
+                        _arguments(arguments),
+                        title=Text(f"→ {name}"),  # Text, not a str: rich reads markup ([link=...]) in a str
+                        title_align="left",
+                        border_style="cyan",
+                        expand=False,
                     )
                 )
             case records.Observation(call):
@@ -196,7 +200,7 @@ class View:
                 style = "red" if call.error else "green"
                 title = f"{'✗' if call.error else '←'} {printable(call.name) or 'bad call'} · {call.seconds:.2f} s"
                 body = Text(_clip_lines(printable(call.output.rstrip()), 20), style="red" if call.error else "")
-                self.console.print(Panel(body, title=title, title_align="left", border_style=style, expand=False))
+                self.console.print(Panel(body, title=Text(title), title_align="left", border_style=style, expand=False))
             case records.StepFinished():
                 self._flush_reasoning()
                 if self.show_reasoning and self.collapse_reasoning and self._step_reasoning:
