@@ -39,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
             print(("\r\033[K" if tty else "") + p.line(), end="" if tty else "\n", file=sys.stderr, flush=True)
 
     def failed(task: Task, exc: Exception) -> None:
-        print(f"qwq-agent: task {task.id} (line {task.line}) failed: {exc}", file=sys.stderr)
+        from agent.ui.terminal import printable
+
+        print(printable(f"qwq-agent: task {task.id} (line {task.line}) failed: {exc}"), file=sys.stderr)
 
     final = run_batch(agent, args.tasks, args.output, workers=args.workers, progress=show, failed=failed)
     if not args.quiet:
