@@ -276,7 +276,8 @@ def _misuse(used: Sequence[int], numbers: Sequence[int]) -> str:
     given, counted = Counter(numbers), Counter(used)
     for number, times in counted.items():
         if number not in given:
-            return f"uses {number}, which is not given"
+            shown = str(number) if len(str(number)) <= 20 else f"{str(number)[:17]}..."
+            return f"uses {shown}, which is not given"
         if times > given[number]:
             return f"uses {number} {_times(times)} (given {_times(given[number])})"
     return ""
