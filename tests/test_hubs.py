@@ -178,6 +178,25 @@ def test_what_the_repository_lacks_is_said_as_such_not_as_a_network_failure() ->
     assert cached("Qwen/QwQ-32B-GGUF:Q2_K", hub) is None
 
 
+def test_a_quantization_in_the_hugging_face_cache_is_found_offline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from agent.models.hub_huggingface import HuggingFace
+
+    repo = tmp_path / "hub" / "models--Qwen--QwQ-32B-GGUF"  # the cache layout huggingface_hub documents
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "blobs" / "5e1f").write_bytes(b"GGUF")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    snapshot = repo / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (snapshot / "qwq-32b-q8_0.gguf").symlink_to(repo / "blobs" / "5e1f")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(HuggingFace, "probe", lambda self: pytest.fail("the hub was asked"))
+    assert fetch("Qwen/QwQ-32B-GGUF:Q8_0", HuggingFace()) == snapshot / "qwq-32b-q8_0.gguf"
+    assert sources.cached_download("Qwen/QwQ-32B-GGUF") is None  # Q4_K_M is not there
+
+
 def test_model_specs_go_to_their_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[tuple[str, str, str | None]] = []
 
