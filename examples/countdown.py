@@ -33,7 +33,7 @@ for instance in countdown.generate(n, seed=0):
     numbers = ", ".join(map(str, instance.numbers))
     print(f"numbers {numbers} -> target {instance.target}   (one solution: {instance.solution})")
     for call in result.tool_calls:
-        print(f"  tool:    {call.name}({call.arguments}) -> {call.output}")
-    print(f"  answer:  {verdict.expression or '(none)'}")
+        print(f"  tool:    {call.name}({call.arguments}) -> {(call.output.splitlines() or [''])[0]}")
+    print(f"  answer:  {verdict.expression or f'(none: {result.stop_reason})'}")
     print(f"  verdict: {'right' if verdict.correct else 'wrong'}: {verdict.reason}")
 print(f"{right}/{n} right in {time.monotonic() - began:.1f} s")
