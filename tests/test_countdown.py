@@ -211,3 +211,13 @@ def test_eval_countdown_end_to_end_on_the_embedded_model(tmp_path: Path) -> None
         again = grade(line["answer"] or "", instance.numbers, instance.target)
         assert (line["correct"], line["verdict"]) == (again.correct, again.reason)
     assert summary["correct"] == sum(r["correct"] for r in lines)
+
+
+def test_a_comparison_runs_on_the_same_generated_instances() -> None:
+    from agent.cli.eval import compare_args
+    from agent.cli.main import build_parser
+
+    args = build_parser().parse_args(["eval", "--task", "countdown", "--n", "5", "--compare", "--tools none"])
+    other = compare_args(args)
+    assert (other.task, other.n, other.seed, other.tools) == ("countdown", 5, None, "none")
+    assert args.tools == "calculator,python"
