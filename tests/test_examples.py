@@ -33,7 +33,7 @@ def run(name: str, *args: str) -> str:
 
 
 def test_every_python_example_has_a_test() -> None:
-    tested = {"solve.py", "stream_events.py", "custom_tool.py", "subgraph.py", "batch_eval.py"}
+    tested = {"solve.py", "stream_events.py", "custom_tool.py", "subgraph.py", "batch_eval.py", "countdown.py"}
     untested = {p.name for p in EXAMPLES.glob("*.py")} - tested
     assert not untested, f"add a test for {', '.join(sorted(untested))} here: every example must run in CI"
 
@@ -76,3 +76,16 @@ def test_batch_eval(tmp_path: Path) -> None:
     assert all({"answer", "correct", "tool_calls", "generated_tokens"} <= r.keys() for r in rows)
     right = sum(r["correct"] for r in rows)
     assert f"accuracy {right}/3" in out
+
+
+def test_countdown() -> None:
+    from agent.workloads.countdown import generate
+
+    out = run("countdown.py", "2")
+    instances = generate(2, seed=0)
+    for instance in instances:
+        assert f"numbers {', '.join(map(str, instance.numbers))} -> target {instance.target}" in out
+    verdicts = [line for line in out.splitlines() if line.startswith("  verdict: ")]
+    assert len(verdicts) == 2 and all(v.split(": ")[1] in ("right", "wrong") for v in verdicts)
+    right = sum(v.startswith("  verdict: right") for v in verdicts)
+    assert f"{right}/2 right in " in out

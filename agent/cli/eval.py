@@ -1,4 +1,8 @@
-"""`qwq-agent eval DATASET`: accuracy and cost on a JSONL math data set, with a progress bar.
+"""`qwq-agent eval DATASET` or `eval --task countdown`: accuracy and cost, with a progress bar.
+
+A task family is generated rather than read: `--task countdown --n 100 --seed 0` draws 100
+solvable Countdown instances (`--numbers`, `--number-range`, `--target-range` set how hard), and
+`--write-data FILE.jsonl` writes them for `eval FILE.jsonl` (or anything else) instead of running.
 
 The evaluation itself (items, grading, resumable results, summaries) is the library
 `agent.workloads.evaluation`; this module builds the agents from the options, shows progress and
@@ -19,8 +23,23 @@ from agent.workloads.evaluation import Comparison, ItemResult, Progress, Summary
 
 def add(commands: Any, common: argparse.ArgumentParser) -> None:
     """Declare `eval` and its arguments."""
-    evaluation = commands.add_parser("eval", parents=[common], help="accuracy and cost on a JSONL math data set")
-    evaluation.add_argument("dataset", help="JSONL: GSM8K, MATH/AIME/AMC (problem, answer) or question/answer")
+    evaluation = commands.add_parser(
+        "eval", parents=[common], help="accuracy and cost on a JSONL math data set, or a generated task"
+    )
+    evaluation.add_argument(
+        "dataset", nargs="?", help="JSONL: GSM8K, MATH/AIME/AMC (problem, answer), question/answer, or Countdown"
+    )
+    task = evaluation.add_argument_group("generated task (instead of a DATASET)")
+    task.add_argument("--task", choices=("countdown",), help="countdown: numbers and a target (TinyZero's task)")
+    task.add_argument("--n", type=positive, default=100, metavar="N", help="instances to generate (default 100)")
+    task.add_argument("--numbers", type=positive, default=4, metavar="K", help="numbers per instance (default 4)")
+    task.add_argument(
+        "--number-range", type=span, default=(1, 99), metavar="LO-HI", help="the numbers' range (default 1-99)"
+    )
+    task.add_argument(
+        "--target-range", type=span, default=(10, 100), metavar="LO-HI", help="the targets' range (default 10-100)"
+    )
+    task.add_argument("--write-data", metavar="FILE.jsonl", help="write the instances to FILE and stop (no model)")
     evaluation.add_argument("--limit", type=positive, metavar="N", help="items to run (default: all)")
     evaluation.add_argument("--offset", type=int, default=0, metavar="N", help="lines to skip first")
     evaluation.add_argument("--question-key", metavar="KEY", help="column of the question (default: guessed)")
@@ -46,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     from agent.workloads.evaluation import (
         compare,
+        countdown_item,
         evaluate,
         load_items,
         plot,
@@ -54,17 +74,29 @@ def run(args: argparse.Namespace) -> int:
         summary_json,
     )
 
-    items = load_items(
-        args.dataset,
-        question_key=args.question_key,
-        answer_key=args.answer_key,
-        id_key=args.id_key,
-        offset=args.offset,
-        limit=args.limit,
-    )
-    if not items:
-        raise ValueError(f"no items in {args.dataset} from line {args.offset + 1}")
+    if (args.dataset is None) == (args.task is None):
+        raise ValueError("eval needs a DATASET file or a --task to generate, and not both")
+    if args.write_data and args.task is None:
+        raise ValueError("--write-data writes a generated --task")
     console = Console(stderr=True)
+    if args.task is not None:
+        instances = generate_task(args)
+        if args.write_data:
+            write_data(instances, args.write_data)
+            console.print(f"wrote {len(instances)} {args.task} instances to {args.write_data}")
+            return 0
+        items = [countdown_item(i) for i in instances][args.offset :][: args.limit]
+    else:
+        items = load_items(
+            args.dataset,
+            question_key=args.question_key,
+            answer_key=args.answer_key,
+            id_key=args.id_key,
+            offset=args.offset,
+            limit=args.limit,
+        )
+    if not items:
+        raise ValueError(f"no items in {args.dataset or args.task} from item {args.offset + 1}")
     configs = [("base", args)]
     if args.compare is not None:
         configs.append(("compare", compare_args(args)))
@@ -98,6 +130,33 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"plot written to {args.plot}")
     sys.stdout.flush()
     return 0
+
+
+def generate_task(args: argparse.Namespace) -> list[Any]:
+    """The instances `--task` and its knobs ask for; the seed is `--seed` (0 without one)."""
+    from agent.workloads import countdown
+
+    low, high = args.number_range
+    seed = 0 if args.seed is None else args.seed
+    return countdown.generate(args.n, seed, count=args.numbers, low=low, high=high, targets=args.target_range)
+
+
+def write_data(instances: Sequence[Any], path: str) -> None:
+    """One JSON line per instance (`countdown.to_record`): a data set `eval FILE` reads back."""
+    from pathlib import Path
+
+    from agent.workloads import countdown
+
+    lines = [json.dumps(countdown.to_record(i), ensure_ascii=False) for i in instances]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def span(text: str) -> tuple[int, int]:
+    """An argparse type: `LO-HI`, two whole numbers with LO <= HI."""
+    low, sep, high = text.partition("-")
+    if not sep or not low.strip().isdigit() or not high.strip().isdigit() or int(low) > int(high):
+        raise argparse.ArgumentTypeError(f"expected LO-HI with LO <= HI, such as 1-99: {text}")
+    return int(low), int(high)
 
 
 def summary_table(summaries: Sequence[Summary], comparison: Comparison | None = None) -> Any:
@@ -138,8 +197,9 @@ def compare_args(args: Any) -> Any:
 
     parser = argparse.ArgumentParser(prog="qwq-agent")
     add(parser.add_subparsers(dest="command"), options.common_options())
-    defaults = parser.parse_args(["eval", args.dataset])
-    overrides = parser.parse_args(["eval", args.dataset, *shlex.split(args.compare)])
+    base = ["eval", *([args.dataset] if args.dataset else [])]
+    defaults = parser.parse_args(base)
+    overrides = parser.parse_args([*base, *shlex.split(args.compare)])
     merged = argparse.Namespace(**vars(args))
     for key, value in vars(overrides).items():
         if value != getattr(defaults, key, None):

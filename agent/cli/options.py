@@ -27,7 +27,8 @@ def common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("model and budgets")
     group.add_argument(
-        "--model", help="GGUF path, hub file (Qwen/QwQ-32B-GGUF[:Q4_K_M]) or omit for the embedded model"
+        "--model",
+        help="GGUF path, hub file (Qwen/QwQ-32B-GGUF[:Q4_K_M], modelscope:Qwen/QwQ-32B-GGUF), or none: embedded",
     )
     group.add_argument(
         "--n-gpu-layers", type=int, default=0, metavar="N", help="layers to offload to the GPU (-1: all)"

@@ -65,7 +65,8 @@ class LlamaCppModel:
 
         Args:
             path: A GGUF path, a hub file (`Qwen/QwQ-32B-GGUF`, `Qwen/QwQ-32B-GGUF:Q8_0`,
-                `owner/repo/file.gguf`), or None for the embedded SmolLM2-135M-Instruct.
+                `owner/repo/file.gguf`; from ModelScope with `modelscope:` before them), or None for
+                the embedded SmolLM2-135M-Instruct.
             context_size: Context length in tokens (KV cache memory grows with it).
             n_gpu_layers: Layers to offload to the GPU; -1 offloads all.
             threads: CPU threads; defaults to every core this process may use.

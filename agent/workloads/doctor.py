@@ -8,8 +8,8 @@ one TCP connect with a short timeout, nothing sent), and the cache and session d
 (writable, or creatable).
 
 This module only inspects (`agent.cli.doctor` prints the report): it installs, downloads and
-changes nothing, except that it loads the
-model once to prove it loads. A model named by hub id is looked up in the local hub cache only.
+changes nothing, except that it loads the model once to prove it loads. A model named on a hub
+(Hugging Face, ModelScope) is looked up in that hub's local cache only.
 """
 
 from __future__ import annotations
@@ -65,52 +65,42 @@ def check_llama_cpp() -> Check:
     return Check("llama.cpp", "warn", f"{detail}; GPU offload: not built in (CPU only)", fix)
 
 
-def _hub_cached(spec: str) -> Path | None:
-    """A hub spec's GGUF if it is already in the local Hugging Face cache (nothing is downloaded)."""
-    from huggingface_hub import scan_cache_dir
+def _local_path(spec: str | None) -> Path | None:
+    """The file a model spec names on this machine: the embedded model, a path, or a hub spec's
+    files if they are in the hub's cache (None if not: nothing is downloaded)."""
+    from agent.models.sources import cached_download, embedded_model_path, is_hub_spec
 
-    repo_quant, _, quant = spec.partition(":")
-    parts = repo_quant.split("/")
-    wanted = parts[2] if len(parts) == 3 else (quant or "Q4_K_M").lower()
-    try:
-        repos = scan_cache_dir().repos
-    except Exception:  # no cache yet, or one the library cannot read: either way, not cached
-        return None
-    for repo in repos:
-        if repo.repo_id != "/".join(parts[:2]):
-            continue
-        for revision in repo.revisions:
-            for file in sorted(revision.files, key=lambda f: f.file_name):
-                name = file.file_name
-                if name.endswith(".gguf") and (name == wanted or wanted in name.lower()):
-                    return Path(file.file_path)
-    return None
+    if spec is None:
+        return embedded_model_path()
+    if is_hub_spec(spec):
+        return cached_download(spec)
+    return Path(spec).expanduser()
 
 
 def check_model(spec: str | None = None, context_size: int = 8192) -> Check:
     """The model is found, is a whole GGUF, and loads; its size and context."""
+    import importlib.util
+
+    from agent.models.hub_modelscope import INSTALL as MODELSCOPE_INSTALL
+    from agent.models.hub_modelscope import PREFIX as MODELSCOPE_PREFIX
     from agent.models.llama_cpp import LlamaCppModel
     from agent.models.protocol import ModelError
-    from agent.models.sources import _HUB_SPEC, check_gguf, embedded_model_path
+    from agent.models.sources import check_gguf
 
     try:
-        if spec is None:
-            path = embedded_model_path()
-        elif not Path(spec).expanduser().exists() and _HUB_SPEC.fullmatch(spec):
-            cached = _hub_cached(spec)
-            if cached is None:
-                return Check(
-                    "model",
-                    "fail",
-                    f"{spec} is not downloaded yet",
-                    f"run `qwq-agent solve 'hello' --model {spec}` once, on a connected machine, to download it",
-                )
-            path = cached
-        else:
-            path = Path(spec).expanduser()
+        path = _local_path(spec)
+        if path is None:
+            return Check(
+                "model",
+                "fail",
+                f"{spec} is not downloaded yet",
+                f"run `qwq-agent solve 'hello' --model {spec}` once, on a connected machine, to download it",
+            )
         check_gguf(path)
         model = LlamaCppModel(path, context_size=context_size)
     except ModelError as exc:
+        if spec is not None and spec.startswith(MODELSCOPE_PREFIX) and importlib.util.find_spec("modelscope") is None:
+            return Check("model", "fail", str(exc), MODELSCOPE_INSTALL)
         return Check("model", "fail", str(exc), "pass --model with a path to a whole .gguf file")
     facts = model.describe()
     metadata = getattr(getattr(model, "_llm", None), "metadata", {}) or {}
@@ -126,11 +116,11 @@ def check_model(spec: str | None = None, context_size: int = 8192) -> Check:
 def check_memory(spec: str | None = None) -> Check:
     """Enough memory for the model's weights, when they are not offloaded to a GPU."""
     try:
-        from agent.models.sources import embedded_model_path
-
-        path = embedded_model_path() if spec is None else Path(spec).expanduser()
-        size = path.stat().st_size
+        path = _local_path(spec)
+        size = path.stat().st_size if path is not None else None
     except Exception:  # the model check reports a missing model; nothing to compare here
+        size = None
+    if size is None:
         return Check("memory", "ok", "no model file to compare with")
     available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     detail = f"{available / 2**30:.1f} GiB available, the weights take {size / 2**30:.2f} GiB plus the KV cache"

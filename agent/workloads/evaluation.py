@@ -1,18 +1,19 @@
 """Accuracy and cost of an agent on a math data set, the library behind `qwq-agent eval`.
 
 `load_items` reads JSONL in the common shapes: GSM8K (`question`, `answer` ending in `#### 42`),
-MATH/AIME/AMC (`problem` with `answer`, or only a `solution` with a `\\boxed{}`), and any
-question/answer pair with named columns. `evaluate` runs one agent over the items and writes one
-JSON line per item as soon as it is graded (`ItemResult`), so an interrupted run resumes where
-it stopped: items already in the output file under the same configuration are skipped and
-counted from the file. `summarize` turns results into a `Summary`: accuracy with a Wilson 95%
-interval, mean steps, tool calls, tokens and seconds per item; `compare` pairs two summaries'
-items; `plot` draws them (matplotlib, the `plot` extra).
+MATH/AIME/AMC (`problem` with `answer`, or only a `solution` with a `\\boxed{}`), any
+question/answer pair with named columns, and Countdown instances (`numbers` and `target`, as
+`agent.workloads.countdown` writes them, or TinyZero's `nums` and `target`). `evaluate` runs one
+agent over the items and writes one JSON line per item as soon as it is graded (`ItemResult`),
+so an interrupted run resumes where it stopped: items already in the output file under the same
+configuration are skipped and counted from the file. `summarize` turns results into a
+`Summary`: accuracy with a Wilson 95% interval, mean steps, tool calls, tokens and seconds per
+item; `compare` pairs two summaries' items; `plot` draws them (matplotlib, the `plot` extra).
 
-Grading is `agent.core.grading`. This module does not build agents nor print (`agent.cli.eval`
-does both), and runs episodes
-in parallel only on a served model (`OpenAIModel`, or any model with `parallel = True`); an
-in-process llama.cpp model runs one episode at a time.
+Grading is `agent.core.grading`, or the Countdown checker for Countdown items. This module does
+not build agents nor print (`agent.cli.eval` does both), and runs episodes in parallel only on a
+served model (`OpenAIModel`, or any model with `parallel = True`); an in-process llama.cpp model
+runs one episode at a time.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.core.grading import extract_answer, is_equivalent
+from agent.workloads import countdown
 
 QUESTION_KEYS = ("question", "problem", "Question", "Problem", "prompt", "input")
 ANSWER_KEYS = ("answer", "Answer", "final_answer", "target", "output", "expected_answer")
@@ -43,6 +45,15 @@ class Item:
     """The text the agent is asked."""
     reference: str
     """The reference final answer (already extracted: `18`, not GSM8K's whole solution)."""
+    numbers: tuple[int, ...] | None = None
+    """Countdown: the numbers the answer may use, each at most once (the target is `reference`);
+    None for an item graded by its reference answer."""
+
+
+def countdown_item(instance: countdown.Instance) -> Item:
+    """The item of a Countdown instance: graded by the checker, not against one reference answer."""
+    question = countdown.question(instance.numbers, instance.target)
+    return Item(instance.id, question, str(instance.target), instance.numbers)
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,8 @@ class ItemResult:
     """Wall time of the episode."""
     error: str | None = None
     """An exception that ended the episode (a bug or a broken model), if any."""
+    verdict: str | None = None
+    """Countdown: why the checker accepted or refused the answer (`uses 8 twice (given once)`)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +188,13 @@ def _item(
     where = f"{path}:{number + 1}"
     if not isinstance(record, dict):
         raise ValueError(f"{where}: expected a JSON object per line")
+    instance = countdown.from_record(record)
+    if instance is not None:
+        item = countdown_item(instance)
+        asked = record.get(question_key or "question")  # else the standard question (TinyZero's have none)
+        ident = _pick(record, (id_key,) if id_key else ID_KEYS)
+        question = asked if isinstance(asked, str) and asked.strip() else item.question
+        return Item(str(ident) if ident is not None else item.id, question, item.reference, item.numbers)
     question = _pick(record, (question_key,) if question_key else QUESTION_KEYS)
     answer = _pick(record, (answer_key,) if answer_key else ANSWER_KEYS)
     if answer is None and answer_key is None and isinstance(record.get("solution"), str):
@@ -205,14 +225,20 @@ def _pick(record: dict[str, Any], keys: Iterable[str]) -> Any:
 def grade(item: Item, result: Any, config: str, seconds: float) -> ItemResult:
     """The `ItemResult` of an episode's `agent.records.Result`."""
     answer = result.answer
-    prediction = extract_answer(answer) if answer else ""
+    verdict = None
+    if item.numbers is not None:
+        checked = countdown.grade(answer or "", item.numbers, int(item.reference))
+        prediction, correct, verdict = checked.expression, checked.correct, checked.reason
+    else:
+        prediction = extract_answer(answer) if answer else ""
+        correct = bool(prediction) and is_equivalent(prediction, item.reference)
     stats = result.stats or {}
     return ItemResult(
         id=item.id,
         config=config,
         prediction=prediction,
         reference=item.reference,
-        correct=bool(prediction) and is_equivalent(prediction, item.reference),
+        correct=correct,
         answer=answer,
         stop_reason=result.stop_reason,
         steps=int(stats.get("steps", 0)),
@@ -222,6 +248,7 @@ def grade(item: Item, result: Any, config: str, seconds: float) -> ItemResult:
         thinking_tokens=int(stats.get("thinking_tokens", 0)),
         prompt_evaluated=int(stats.get("prompt_evaluated", 0)),
         seconds=round(seconds, 3),
+        verdict=verdict,
     )
 
 
