@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from agent.cli import batch, bench, chat, doctor, eval, graph, run, sessions, solve, trace
-from agent.cli.options import EXIT_USAGE, common_options
+from agent.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, common_options
 
 COMMANDS = (solve, chat, trace, graph, doctor, eval, bench, run, batch, sessions)
 """The command modules, in the order `--help` lists them."""
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args))
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:
         from agent.models.protocol import ModelError
 

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 EXIT_ANSWERED, EXIT_NO_ANSWER, EXIT_USAGE = 0, 1, 2
 EXIT_WAITING = 3
 """A call waits for approval: `qwq-agent sessions resume NAME --yes` (or --no) continues."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C, as shells report a SIGINT."""
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -154,6 +156,9 @@ def make_agent(args: argparse.Namespace) -> Agent:
         checkpointer=open_sessions() if getattr(args, "session", None) else None,
         approval=getattr(args, "approve", "auto"),
     )
+    from agent.cli.interrupt import cancel_on_interrupt
+
+    cancel_on_interrupt(agent.model)
     if getattr(args, "trace", None):
         from agent.ui.trace import tracer_for
 
