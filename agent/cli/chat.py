@@ -179,7 +179,11 @@ def _toggle_trace(agent: Agent, path: str, tracing: Any) -> Any:
     if path == "off":
         print("(tracing stopped)", file=sys.stderr)
         return None
-    tracer = Tracer(path, command="chat")
+    try:
+        tracer = Tracer(path, command="chat")
+    except ValueError as exc:  # the chat goes on untraced
+        print(f"(not tracing: {exc})", file=sys.stderr)
+        return None
     tracer.attach(agent)
     print(f"(tracing to {tracer.path}; open it with: qwq-agent trace html {tracer.path})", file=sys.stderr)
     return tracer

@@ -35,10 +35,19 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
+        import sqlite3
+
         from agent.models.protocol import ModelError
 
         if isinstance(exc, ModelError | ValueError):
             print(f"qwq-agent: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(exc, OSError):  # a missing input, a directory, a read-only or full disk
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"qwq-agent: error: {where}{exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(exc, sqlite3.Error):  # a sessions database that is not one, or is read-only
+            print(f"qwq-agent: error: sessions database: {exc} (see $QWQ_SESSIONS)", file=sys.stderr)
             return EXIT_USAGE
         raise
 

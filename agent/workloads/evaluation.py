@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from agent.core.files import check_writable
 from agent.core.grading import extract_answer, is_equivalent
 
 QUESTION_KEYS = ("question", "problem", "Question", "Problem", "prompt", "input")
@@ -286,8 +287,7 @@ def evaluate(
     progress.start(len(items), len(done), sum(r.correct for r in done))
     handle = None
     if output is not None:
-        path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = check_writable(output) if not Path(output).exists() else Path(output)
         needs_newline = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
         handle = path.open("a", encoding="utf-8")
         if needs_newline:
