@@ -133,6 +133,8 @@ def make_agent(args: argparse.Namespace) -> Agent:
             seed=args.seed,
             thinking={"auto": None, "on": True, "off": False}[args.thinking],
         )
+    if model is None or isinstance(model, str):  # a local model: loading it takes seconds
+        _status("loading model…")
     agent = Agent(
         model,
         default_tools(names),
@@ -164,6 +166,12 @@ def make_agent(args: argparse.Namespace) -> Agent:
 
         tracer_for(args.trace, command=args.command).attach(agent)
     return agent
+
+
+def _status(text: str) -> None:
+    """A status line on a terminal's stderr while nothing else shows (loading a model takes a while)."""
+    if sys.stderr.isatty():
+        print(f"\r\033[2K{text}", end="\r", file=sys.stderr, flush=True)
 
 
 def make_view(args: argparse.Namespace, agent: Agent | None = None, *, show_answer: bool = True) -> View:
