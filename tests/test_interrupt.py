@@ -53,15 +53,14 @@ def test_cancel_ends_a_generation_running_in_a_worker_thread() -> None:
 @pytest.mark.model
 def test_sigint_stops_a_real_solve_and_leaves_no_process() -> None:
     out = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "solve", LONG, "--offline", "--max-tokens", "3000", "--max-steps", "1"],
-        stdout=subprocess.PIPE,
+        [sys.executable, "-m", "agent.cli", "solve", LONG, "--tools", "none", "--max-tokens", "3000"],
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,  # its session id is its pid: every process it starts keeps it
     )
     try:
-        assert out.stdout is not None
-        first = out.stdout.read(1)  # the answer is under way
-        assert first, out.stderr.read() if out.stderr else ""
+        assert out.stderr is not None
+        assert out.stderr.read(1)  # the answer is under way (streamed on stderr: stdout is not a terminal)
         time.sleep(1)
         sent = time.monotonic()
         out.send_signal(signal.SIGINT)

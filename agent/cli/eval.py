@@ -36,6 +36,9 @@ def add(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     evaluation.add_argument("--plot", metavar="FILE.png", help="draw accuracy and cost (needs matplotlib)")
     evaluation.set_defaults(run=run, tools="calculator,python", hide_reasoning=True)
+    for action in evaluation._actions:  # its own default, not the one the shared option states
+        if action.dest == "tools":
+            action.help = "comma-separated built-in tools, or 'none' (default: calculator,python)"
 
 
 def run(args: argparse.Namespace) -> int:

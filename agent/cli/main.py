@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (no heavy imports)."""
     parser = argparse.ArgumentParser(prog="qwq-agent", description="A tool-using agent on a local reasoning model.")
+    parser.add_argument("--version", action="version", version=f"qwq-agent {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_command = commands.add_parser
 
@@ -69,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         command.add(commands, common)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qwq-agent")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 if __name__ == "__main__":
