@@ -90,3 +90,13 @@ def test_missing_or_directory_inputs_are_one_line(tmp_path: Path, command: list[
         done = cli(*command, str(given), *extra)
         assert done.returncode == 2, done.stderr
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_eval_plot_to_a_missing_directory_is_refused_before_the_run(tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"question": "1+1?", "answer": "2"}\n')
+    # --model names no file: had the run started, the error would be about the model.
+    done = cli("eval", str(data), "--model", str(tmp_path / "none.gguf"), "--plot", str(tmp_path / "no" / "p.png"))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and ("no directory" in done.stderr or "matplotlib" in done.stderr)
+    assert not (tmp_path / "no").exists()

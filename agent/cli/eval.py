@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from agent.workloads.evaluation import (
+        check_plot,
         compare,
         evaluate,
         load_items,
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         summary_json,
     )
 
+    if args.plot:
+        check_plot(args.plot)  # before the run, not after an hour of it
     items = load_items(
         args.dataset,
         question_key=args.question_key,
