@@ -98,7 +98,7 @@ def test_color_view_panels_status_and_answer() -> None:
     assert "│ I should use the calculator." in text  # reasoning behind its gutter
     assert "╭─ → calculator" in text and '{"expression": "37 * 89 + 12"}' in text
     assert "← calculator · 0.25 s" in text
-    assert "step 1 · prompt 800 new + 0 cached" in text and "context 840/4,096" in text
+    assert "step 1 · prompt 800 evaluated + 0 reused" in text and "context 840/4,096" in text
     assert "╭─ Answer" in text and "The answer is 3305." in text and "2 steps · 1 tool call" in text
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.cli import options
 from agent.cli.approvals import with_approvals
-from agent.cli.options import EXIT_ANSWERED
+from agent.cli.options import EXIT_ANSWERED, EXIT_INTERRUPTED
 from agent.ui.terminal import printable
 
 if TYPE_CHECKING:
@@ -51,15 +51,23 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     prompt = "you> " if sys.stdin.isatty() else ""  # piped input gets answers only on stdout
+    interrupted = False  # a Ctrl-C at the prompt; a second one in a row leaves
     try:
         while True:
             try:
                 line = _read_message(prompt)
             except EOFError:
+                if prompt:
+                    print(file=sys.stderr)  # the shell's prompt on a line of its own, not after "you>"
                 return EXIT_ANSWERED
             except KeyboardInterrupt:
-                print(file=sys.stderr)
+                if interrupted:
+                    print(file=sys.stderr)
+                    return EXIT_INTERRUPTED
+                interrupted = True
+                print("\n(Ctrl-C again or Ctrl-D leaves)", file=sys.stderr)
                 continue
+            interrupted = False
             command, _, rest = line.partition(" ")
             rest = rest.strip()
             if command in ("/quit", "/exit"):
@@ -185,7 +193,11 @@ def _toggle_trace(agent: Agent, path: str, tracing: Any) -> Any:
     if path == "off":
         print("(tracing stopped)", file=sys.stderr)
         return None
-    tracer = Tracer(path, command="chat")
+    try:
+        tracer = Tracer(path, command="chat")
+    except ValueError as exc:  # the chat goes on untraced
+        print(f"(not tracing: {exc})", file=sys.stderr)
+        return None
     tracer.attach(agent)
     print(f"(tracing to {tracer.path}; open it with: qwq-agent trace html {tracer.path})", file=sys.stderr)
     return tracer

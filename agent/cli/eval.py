@@ -55,6 +55,9 @@ def add(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     evaluation.add_argument("--plot", metavar="FILE.png", help="draw accuracy and cost (needs matplotlib)")
     evaluation.set_defaults(run=run, tools="calculator,python", hide_reasoning=True)
+    for action in evaluation._actions:  # its own default, not the one the shared option states
+        if action.dest == "tools":
+            action.help = "comma-separated built-in tools, or 'none' (default: calculator,python)"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from agent.workloads.evaluation import (
+        check_plot,
         compare,
         countdown_item,
         evaluate,
@@ -78,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("eval needs a DATASET file or a --task to generate, and not both")
     if args.write_data and args.task is None:
         raise ValueError("--write-data writes a generated --task")
+    if args.plot:
+        check_plot(args.plot)  # before the run, not after an hour of it
     console = Console(stderr=True)
     if args.task is not None:
         instances = generate_task(args)

@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from agent.cli import batch, bench, chat, doctor, eval, graph, run, sessions, solve, trace
-from agent.cli.options import EXIT_USAGE, common_options
+from agent.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, common_options
 
 COMMANDS = (solve, chat, trace, graph, doctor, eval, bench, run, batch, sessions)
 """The command modules, in the order `--help` lists them."""
@@ -33,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args))
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:
+        import sqlite3
+
         from agent.models.protocol import ModelError
 
         if isinstance(exc, ModelError | ValueError):
@@ -42,12 +44,20 @@ def main(argv: list[str] | None = None) -> int:
 
             print(printable(f"qwq-agent: error: {exc}"), file=sys.stderr)
             return EXIT_USAGE
+        if isinstance(exc, OSError):  # a missing input, a directory, a read-only or full disk
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"qwq-agent: error: {where}{exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(exc, sqlite3.Error):  # a sessions database that is not one, or is read-only
+            print(f"qwq-agent: error: sessions database: {exc} (see $QWQ_SESSIONS)", file=sys.stderr)
+            return EXIT_USAGE
         raise
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (no heavy imports)."""
     parser = argparse.ArgumentParser(prog="qwq-agent", description="A tool-using agent on a local reasoning model.")
+    parser.add_argument("--version", action="version", version=f"qwq-agent {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_command = commands.add_parser
 
@@ -62,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         command.add(commands, common)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qwq-agent")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 if __name__ == "__main__":

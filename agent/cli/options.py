@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 EXIT_ANSWERED, EXIT_NO_ANSWER, EXIT_USAGE = 0, 1, 2
 EXIT_WAITING = 3
 """A call waits for approval: `qwq-agent sessions resume NAME --yes` (or --no) continues."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C, as shells report a SIGINT."""
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -132,6 +134,8 @@ def make_agent(args: argparse.Namespace) -> Agent:
             seed=args.seed,
             thinking={"auto": None, "on": True, "off": False}[args.thinking],
         )
+    if model is None or isinstance(model, str):  # a local model: loading it takes seconds
+        _status("loading model…")
     agent = Agent(
         model,
         default_tools(names),
@@ -155,11 +159,20 @@ def make_agent(args: argparse.Namespace) -> Agent:
         checkpointer=open_sessions() if getattr(args, "session", None) else None,
         approval=getattr(args, "approve", "auto"),
     )
+    from agent.cli.interrupt import cancel_on_interrupt
+
+    cancel_on_interrupt(agent.model)
     if getattr(args, "trace", None):
         from agent.ui.trace import tracer_for
 
         tracer_for(args.trace, command=args.command).attach(agent)
     return agent
+
+
+def _status(text: str) -> None:
+    """A status line on a terminal's stderr while nothing else shows (loading a model takes a while)."""
+    if sys.stderr.isatty():
+        print(f"\r\033[2K{text}", end="\r", file=sys.stderr, flush=True)
 
 
 def make_view(args: argparse.Namespace, agent: Agent | None = None, *, show_answer: bool = True) -> View:

@@ -40,10 +40,11 @@ def html_command(args: argparse.Namespace) -> int:
     """`qwq-agent trace html FILE -o PAGE.html`: one self-contained page."""
     from pathlib import Path
 
+    from agent.core.files import check_writable, write_atomically
     from agent.ui.trace import load
     from agent.ui.trace_html import html
 
-    output = Path(args.output or Path(args.file).with_suffix(".html"))
-    output.write_text(html(load(args.file)), encoding="utf-8")
+    output = check_writable(args.output or Path(args.file).with_suffix(".html"))
+    write_atomically(output, html(load(args.file)))
     print(f"wrote {output}", file=sys.stderr)
     return EXIT_ANSWERED

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
+import itertools
 import os
 import threading
 import weakref
@@ -109,6 +110,17 @@ class LlamaCppModel:
         self.session_states = session_states
         self._sessions: list[_SessionState] = []
         self._lock = threading.Lock()
+        self._tickets = itertools.count(1)
+        self._issued = 0
+        self._cancelled = 0
+
+    def cancel(self) -> None:
+        """End every generation asked for so far within a token; later ones run as usual.
+
+        Safe to call from a signal handler: it only moves a counter, and the token loop (which may
+        run in a LangGraph worker thread) reads it before each token.
+        """
+        self._cancelled = self._issued
 
     def tokenize(self, text: str, special: bool) -> list[int]:
         """Tokens of `text`, never with a BOS: ChatML models start with `<|im_start|>`."""
@@ -124,16 +136,21 @@ class LlamaCppModel:
         prompt = list(prompt)
         max_tokens = min(max_tokens, self.context_size - len(prompt))
         generation = Generation(0, 0, iter(()))
+        self._issued = ticket = next(self._tickets)
         # A weak reference: with a strong one, generation and generator form a cycle, and a caller
         # that breaks out of `for piece in model.generate(...)` without close() leaves the
         # generator suspended inside the lock until the cyclic GC runs: the next call deadlocks.
-        generation.pieces = self._pieces(prompt, max_tokens, grammar, weakref.proxy(generation))
+        generation.pieces = self._pieces(prompt, max_tokens, grammar, weakref.proxy(generation), ticket)
         return generation
 
-    def _pieces(self, prompt: list[int], max_tokens: int, grammar: str | None, report: Generation) -> Iterator[Piece]:
+    def _pieces(
+        self, prompt: list[int], max_tokens: int, grammar: str | None, report: Generation, ticket: int
+    ) -> Iterator[Piece]:
         from llama_cpp import LlamaGrammar, llama_vocab_is_eog
 
         with self._lock:
+            if ticket <= self._cancelled:
+                return
             self._bring_back_session(prompt)
             reused = _replayed(common_prefix(self._cached(), prompt), len(prompt))
             with contextlib.suppress(ReferenceError):  # nobody kept the Generation to read it
@@ -153,6 +170,8 @@ class LlamaCppModel:
                 grammar=LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
             )
             for count, token in enumerate(tokens, start=1):
+                if ticket <= self._cancelled:
+                    return
                 end = bool(llama_vocab_is_eog(vocab, token))
                 text = "" if end else decoder.decode(self._llm.detokenize([token]))
                 yield Piece(token, text, end)

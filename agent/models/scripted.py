@@ -29,6 +29,11 @@ class ScriptedModel:
         self.prompts: list[list[int]] = []
         self.grammars: list[str | None] = []
         self._current: list[str] = []
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """End the generation under way before its next token (as `LlamaCppModel.cancel`)."""
+        self.cancelled = True
 
     def tokenize(self, text: str, special: bool) -> list[int]:
         return [ord(c) for c in text]
@@ -53,7 +58,11 @@ class ScriptedModel:
             if not self.turns:
                 raise AssertionError("the script has no more turns")
             self._current = [*self.turns.pop(0), END]  # type: ignore[list-item]
+        self.cancelled = False
         for _ in range(max_tokens):
+            if self.cancelled:
+                self._current = []
+                return
             char = self._current.pop(0)
             if char == END:
                 yield Piece(0, "", end=True)

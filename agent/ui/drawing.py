@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
+
+from agent.core.files import check_writable, write_atomically
 
 IMAGE_FORMATS = ("png", "svg")
 """Formats rendered through Graphviz's `dot`."""
@@ -64,12 +65,12 @@ def draw(path: str | None = None, graph: Any = None) -> str | None:
     """
     if path is None:
         return mermaid(graph)
-    target = Path(path)
+    target = check_writable(path)
     suffix = target.suffix.lower().lstrip(".")
     if suffix in ("mmd", "mermaid"):
-        target.write_text(mermaid(graph), encoding="utf-8")
+        write_atomically(target, mermaid(graph))
     elif suffix in ("dot", "gv"):
-        target.write_text(dot(graph), encoding="utf-8")
+        write_atomically(target, dot(graph))
     elif suffix in IMAGE_FORMATS:
         program = shutil.which("dot")
         if program is None:
@@ -77,11 +78,10 @@ def draw(path: str | None = None, graph: Any = None) -> str | None:
                 "drawing PNG or SVG needs Graphviz's dot program: apt-get install graphviz "
                 "(or brew install graphviz); without it, write .mmd or .dot"
             )
-        done = subprocess.run(
-            [program, f"-T{suffix}", "-o", str(target)], input=dot(graph), text=True, capture_output=True, timeout=60
-        )
+        done = subprocess.run([program, f"-T{suffix}"], input=dot(graph).encode(), capture_output=True, timeout=60)
         if done.returncode != 0:
-            raise ValueError(f"Graphviz could not draw the graph: {done.stderr.strip()}")
+            raise ValueError(f"Graphviz could not draw the graph: {done.stderr.decode(errors='replace').strip()}")
+        write_atomically(target, done.stdout)
     else:
         raise ValueError(f"cannot draw {path}: use .png, .svg, .dot or .mmd")
     return None

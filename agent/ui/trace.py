@@ -16,8 +16,10 @@ This module does not run models or tools, and does not decide what is shown live
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,9 +27,10 @@ from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from agent.core import records
+from agent.core.files import OutputError, check_writable
 from agent.ui.timing import StepTimer
 from agent.ui.trace_schema import check
 
@@ -101,9 +104,14 @@ class Tracer:
 
     def __init__(self, path: str | os.PathLike[str], *, command: str | None = None) -> None:
         """Open (truncate) `path`; `command` is noted in the header (e.g. "solve")."""
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = self.path.open("w", encoding="utf-8", buffering=1)  # line-buffered
+        self.path = check_writable(path)
+        try:
+            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror}") from None
+        self._written = 0  # bytes of whole lines on disk: a failed write is cut back to them
+        self.failed: str | None = None
+        """Why the trace stopped (a full disk, say); the episodes it traced go on untouched."""
         self._lock = threading.Lock()
         self._began = time.monotonic()
         self._episodes = 0
@@ -162,14 +170,34 @@ class Tracer:
         """Seconds since the trace began, rounded to the microsecond."""
         return round(time.monotonic() - self._began, 6)
 
+    @property
+    def closed(self) -> bool:
+        """Whether the file is closed."""
+        return self._fd is None
+
     def close(self) -> None:
         """Close the file."""
-        self._file.close()
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def _write(self, line: dict[str, Any]) -> None:
-        text = json.dumps(line, ensure_ascii=False, default=str)
+        data = (json.dumps(line, ensure_ascii=False, default=str) + "\n").encode()
         with self._lock:
-            self._file.write(text + "\n")
+            if self._fd is None or self.failed:
+                return
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+                self._written += len(data)
+            except OSError as exc:
+                # A trace is never worth the answer: warn once, keep the lines written whole.
+                self.failed = exc.strerror or str(exc)
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._written)
+                print(f"qwq-agent: warning: trace {self.path} stopped: {self.failed}", file=sys.stderr)
 
 
 _OPEN: dict[Path, Tracer] = {}
@@ -181,7 +209,7 @@ def tracer_for(path: str | os.PathLike[str], *, command: str | None = None) -> T
     configurations, say) share the file instead of each truncating it."""
     key = Path(path).expanduser().resolve()
     with _OPEN_LOCK:
-        if key not in _OPEN or _OPEN[key]._file.closed:
+        if key not in _OPEN or _OPEN[key].closed:
             _OPEN[key] = Tracer(key, command=command)
         return _OPEN[key]
 

@@ -74,6 +74,7 @@ class View:
         self.steps: list[StepFigures] = []
         self.began = time.monotonic()
         self._live: Any = None
+        self._spinner: Any = None
         self._partial = ""  # reasoning text not yet ending in a newline (colour view)
         self._tail: list[str] = []  # recent reasoning lines while collapsed
         self._step_reasoning = 0  # characters of reasoning in the current step
@@ -263,6 +264,8 @@ class View:
         from rich.spinner import Spinner
         from rich.text import Text
 
+        if self._spinner is None:  # one spinner for the episode: a new one per redraw never moves
+            self._spinner = Spinner("dots", style="cyan")
         parts: list[Any] = []
         if self.show_reasoning:
             shown = [*self._tail, self._partial] if self.collapse_reasoning else [self._partial]
@@ -280,7 +283,8 @@ class View:
         if self.timer.context_used:
             figures.append(self._context_text(self.timer.context_used))
         figures.append(f"{now - self.began:.1f} s")
-        parts.append(Spinner("dots", Text(" · ".join(figures), style="cyan"), style="cyan"))
+        self._spinner.update(text=Text(" · ".join(figures), style="cyan"))
+        parts.append(self._spinner)
         return Group(*parts)
 
     def _answer_panel(self, console: Any, result: Result) -> None:
@@ -316,7 +320,7 @@ class View:
         rate = "" if f.tokens_per_second is None else f" at {f.tokens_per_second:.0f} tok/s"
         if short:
             return (
-                f"step {f.step} · prompt {f.prompt_evaluated:,} new + {f.prompt_reused:,} cached{prefill}"
+                f"step {f.step} · prompt {f.prompt_evaluated:,} evaluated + {f.prompt_reused:,} reused{prefill}"
                 f" · {f.generated:,} tokens{rate} · {self._context_text(f.context_used)} · {f.seconds:.1f} s"
             )
         return (

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from agent.core.files import check_writable, write_atomically
 from agent.core.grading import extract_answer, is_equivalent
 from agent.workloads import countdown
 
@@ -313,8 +314,7 @@ def evaluate(
     progress.start(len(items), len(done), sum(r.correct for r in done))
     handle = None
     if output is not None:
-        path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = check_writable(output) if not Path(output).exists() else Path(output)
         needs_newline = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
         handle = path.open("a", encoding="utf-8")
         if needs_newline:
@@ -421,18 +421,28 @@ def summary_json(summary: Summary, comparison: Comparison | None = None) -> dict
     return data
 
 
+def check_plot(path: str | Path) -> None:
+    """Raise ValueError now, before a long run, if `plot` could not draw to `path` afterwards."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ValueError("--plot needs matplotlib: pip install 'qwq-agent[plot]'") from None
+    check_writable(path)
+
+
 def plot(summaries: Sequence[Summary], path: str | Path) -> None:
     """Accuracy (with its interval) and cost per item of each configuration, as a PNG.
 
     Needs matplotlib (`pip install 'qwq-agent[plot]'`); raises ValueError saying so otherwise.
     """
-    try:
-        import matplotlib
+    check_plot(path)
+    import io
 
-        matplotlib.use("Agg")  # no display needed
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ValueError("--plot needs matplotlib: pip install 'qwq-agent[plot]'") from None
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
     names = [s.config for s in summaries]
     figure, (left, middle, right) = plt.subplots(1, 3, figsize=(10, 3.4))
     accuracy = [s.accuracy * 100 for s in summaries]
@@ -451,8 +461,10 @@ def plot(summaries: Sequence[Summary], path: str | Path) -> None:
         axis.spines[["top", "right"]].set_visible(False)
     figure.suptitle(f"qwq-agent eval: {summaries[0].n} items")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    image = io.BytesIO()
+    figure.savefig(image, dpi=120, format="png")
     plt.close(figure)
+    write_atomically(path, image.getvalue())
 
 
 def serves_in_parallel(model: Any) -> bool:
