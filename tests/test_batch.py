@@ -73,14 +73,14 @@ def test_a_batch_answers_each_task_once_and_a_rerun_skips_them(tmp_path: Path) -
     assert (again.answered, again.skipped) == (0, 3) and len(out.read_text().splitlines()) == 3
 
 
-def test_a_failing_task_is_reported_not_written_and_retried_next_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_failing_task_is_reported_not_written_and_retried_next_run(tmp_path: Path) -> None:
     tasks, out = tmp_path / "tasks.jsonl", tmp_path / "out.jsonl"
     write_tasks(tasks, 2)
-    final = run_batch(Agent(ScriptedModel(["0"]), [], examples=()), tasks, out)  # the script runs dry on t1
+    failures: list[tuple[str, int, str]] = []
+    agent = Agent(ScriptedModel(["0"]), [], examples=())  # the script runs dry on t1
+    final = run_batch(agent, tasks, out, failed=lambda task, exc: failures.append((task.id, task.line, str(exc))))
     assert (final.answered, final.failed) == (1, 1)
-    assert "task t1 (line 2) failed" in capsys.readouterr().err
+    assert failures == [("t1", 2, "the script has no more turns")]
     assert finished_ids(out) == {"t0"}
     assert run_batch(Agent(ScriptedModel(["2"]), [], examples=()), tasks, out).answered == 1
     assert finished_ids(out) == {"t0", "t1"}
