@@ -16,7 +16,7 @@ import pytest
 from agent import Agent
 from agent.cli import main
 from agent.models.scripted import ScriptedModel
-from agent.workloads.batch import BatchError, finished_ids, read_tasks, run_batch
+from agent.workloads.batch import BatchError, Progress, finished_ids, read_tasks, run_batch
 from tools import tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +59,7 @@ def test_a_batch_answers_each_task_once_and_a_rerun_skips_them(tmp_path: Path) -
     tasks, out = tmp_path / "tasks.jsonl", tmp_path / "out.jsonl"
     write_tasks(tasks, 3)
     agent = Agent(ScriptedModel(["0", "2", "4"]), [], examples=())
-    seen = []
+    seen: list[Progress] = []
     final = run_batch(agent, tasks, out, progress=seen.append)
     assert (final.answered, final.skipped, final.failed) == (3, 0, 0)
     assert [p.done for p in seen] == [1, 2, 3] and "[3/3] 3 answered" in final.line()

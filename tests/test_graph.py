@@ -182,14 +182,12 @@ def test_events_stream_in_order() -> None:
 def test_each_step_evaluates_only_new_tokens() -> None:
     agent = agent_for([call("add", a=1, b=2), call("add", a=3, b=3), "6"])
     result = agent.run("?")
-    steps = result.stats["per_step"]
-    assert steps[0]["prompt_reused"] == 0
+    steps = result.usage.per_step
+    assert len(steps) == 3 and steps[0].prompt_reused == 0
     for step in steps[1:]:
-        assert step["prompt_reused"] > 0
-        assert step["prompt_evaluated"] == step["prompt_new"]
-    assert result.stats["prompt_evaluated"] == result.stats["prompt_tokens"]
-    events = [e for e in agent.stream("again?")] if False else []
-    assert events == []
+        assert step.prompt_reused > 0
+        assert step.prompt_evaluated == step.prompt_new
+    assert result.usage.prompt_evaluated == result.usage.prompt_tokens == sum(s.prompt_new for s in steps)
 
 
 def test_chat_turns_extend_one_transcript() -> None:
@@ -208,7 +206,8 @@ def test_chat_turns_extend_one_transcript() -> None:
 
 def test_episode_transcript_matches_the_template_once_reasoning_is_dropped() -> None:
     """What the model saw is the template's rendering plus its own kept reasoning, nothing else."""
-    from agent.core.transcript import Call, Message
+    from agent.core.records import Call
+    from agent.core.transcript import Message
 
     agent = agent_for(
         ["I need the sum.\n</think>\n\n" + call("add", a=37, b=12), "It is 49.\n</think>\n\nThe answer is 49."],

@@ -11,7 +11,8 @@ import pytest
 from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from agent.core.transcript import Call, Message, Segment, Transcript, assistant_prompt, neutralize, observation, render
+from agent.core.records import Call
+from agent.core.transcript import Message, Segment, Transcript, assistant_prompt, neutralize, observation, render
 
 TEMPLATE = (Path(__file__).parent / "fixtures" / "qwq-32b.chat_template.jinja").read_text()
 

@@ -87,7 +87,7 @@ def framework_overhead(steps: int, rounds: int) -> float:
         began = time.perf_counter()
         result = agent.run("Call noop until told otherwise.")
         elapsed = time.perf_counter() - began
-        per_step.append(elapsed / result.stats["steps"] * 1000)
+        per_step.append(elapsed / result.usage.steps * 1000)
     return statistics.median(per_step)
 
 
