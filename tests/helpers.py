@@ -13,13 +13,17 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from agent import Agent
+from agent.core.transcript import Message
 from agent.scripted import ScriptedModel
 from tools import ToolError, tool
 
 ASSISTANT = "<|im_start|>assistant\n"
+QWQ_TEMPLATE = (Path(__file__).parent / "fixtures" / "qwq-32b.chat_template.jinja").read_text()
+"""QwQ-32B's own chat template, as its GGUF carries it."""
 
 
 @tool
@@ -56,6 +60,26 @@ def remove(path: str) -> str:
 def call(name: str, **arguments: object) -> str:
     """A tool call as the model writes it."""
     return f'<tool_call>\n{{"name": "{name}", "arguments": {json.dumps(arguments)}}}\n</tool_call>'
+
+
+def jinja_render(messages: list[Message], tools: list[dict[str, Any]], generation: bool) -> str:
+    """Render with QwQ's template as transformers does: sandboxed, trim_blocks/lstrip_blocks, its tojson."""
+    from jinja2.ext import loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.filters["tojson"] = lambda x, ensure_ascii=False, indent=None, separators=None, sort_keys=False: json.dumps(
+        x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )
+    dicts = []
+    for m in messages:
+        d: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.tool_calls:
+            d["tool_calls"] = [
+                {"type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in m.tool_calls
+            ]
+        dicts.append(d)
+    return env.from_string(QWQ_TEMPLATE).render(messages=dicts, tools=tools or None, add_generation_prompt=generation)
 
 
 def scripted(turns: list[str], *, thinking: bool = False, tools: list[Any] | None = None, **options: Any) -> Agent:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import call
 
 from agent import Agent
 from agent.cli import main
@@ -20,10 +21,6 @@ from agent.workloads.batch import BatchError, Progress, finished_ids, read_tasks
 from tools import tool
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def call(name: str, **arguments: object) -> str:
-    return f'<tool_call>\n{{"name": "{name}", "arguments": {json.dumps(arguments)}}}\n</tool_call>'
 
 
 def write_tasks(path: Path, n: int) -> None:

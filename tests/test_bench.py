@@ -112,5 +112,7 @@ def test_markdown_table_lists_every_key() -> None:
     assert "| `cli_startup_ms` | – | <= 250 | n/a |" in table
 
 
-def test_framework_overhead_on_the_scripted_model() -> None:
-    assert bench.framework_overhead(steps=4, rounds=1) > 0
+def test_framework_overhead_measures_real_tool_steps() -> None:
+    per_step, usage = bench.framework_overhead(steps=4, rounds=1)
+    assert (usage.steps, usage.tool_calls) == (5, 4)  # four calls that ran (none cut as a repetition), the answer
+    assert per_step > 0 and math.isfinite(per_step)

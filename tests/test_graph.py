@@ -6,33 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
-from test_transcript import jinja_render
+from helpers import add, call, jinja_render, offline
 
 from agent import Agent
 from agent.core.records import AnswerText, Final, Observation, ReasoningText, StepFinished, ToolCallStarted
 from agent.models.scripted import ScriptedModel
-from tools import ToolError, tool
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two whole numbers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
-
-
-@tool
-def offline(query: str) -> str:
-    """Pretend to search the web.
-
-    Args:
-        query: What to look for.
-    """
-    raise ToolError("search unavailable: network unreachable")
+from tools import tool
 
 
 @tool
@@ -43,12 +22,6 @@ def buggy(x: int) -> str:
         x: Anything.
     """
     raise ZeroDivisionError("oops")
-
-
-def call(name: str, **arguments: object) -> str:
-    import json
-
-    return f'<tool_call>\n{{"name": "{name}", "arguments": {json.dumps(arguments)}}}\n</tool_call>'
 
 
 def agent_for(turns: list[str], *, thinking: bool = False, tools: list | None = None, **options: object) -> Agent:

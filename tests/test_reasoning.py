@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_graph import add, call
+from helpers import add, call
 
 from agent import Agent
 from agent.core.policy import default_hint

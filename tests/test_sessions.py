@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import add, call, remove
 
 from agent import Agent
 from agent.cli import main
@@ -21,31 +22,6 @@ from agent.sessions import delete_session, list_sessions, open_sessions, session
 from tools import tool
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def call(name: str, **arguments: object) -> str:
-    return f'<tool_call>\n{{"name": "{name}", "arguments": {json.dumps(arguments)}}}\n</tool_call>'
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two whole numbers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
-
-
-@tool(needs_approval=True)
-def remove(path: str) -> str:
-    """Remove a file.
-
-    Args:
-        path: The file.
-    """
-    return f"removed {path}"
 
 
 def agent_on(db: Path, turns: list[str], **options: object) -> Agent:

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import add
 
 from agent import Agent
 from agent.core.records import (
@@ -29,20 +30,8 @@ from agent.core.records import (
 from agent.models.scripted import ScriptedModel
 from agent.ui.trace import CallSpan, Step, TraceError, Tracer, load, to_event, to_record
 from agent.ui.trace_html import html
-from tools import tool
 
 QUESTION = "What is 2 + 3, and <b>why</b>?"
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two whole numbers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
 
 
 def scripted_agent() -> Agent:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import add
 
 from agent import Agent
 from agent.core.records import (
@@ -25,7 +26,6 @@ from agent.models.scripted import ScriptedModel
 from agent.ui.mathtext import readable_math
 from agent.ui.timing import StepTimer
 from agent.ui.view import View, use_color
-from tools import tool
 
 ESCAPE = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
 CALL = ToolCall("calculator", {"expression": "37 * 89 + 12"}, "3305", seconds=0.25)
@@ -140,17 +140,6 @@ def test_step_timer_separates_prefill_generation_and_tools() -> None:
 )
 def test_readable_math(latex: str, plain: str) -> None:
     assert readable_math(latex) == plain
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two whole numbers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
 
 
 def test_cli_piped_output_is_plain(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
