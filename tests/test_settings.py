@@ -6,6 +6,7 @@ fields, and a workflow step accepts any of them, checked against its type.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,8 @@ def test_every_option_with_a_flag_is_on_the_command_line() -> None:
         ["solve", "q", "--max-steps", "2", "--thinking", "on", "--hint", "--approve", "never", "--verify"]
     )
     assert given_options(args) == {"max_steps": 2, "reasoning": True, "hint": True, "approval": "never", "verify": True}
-    help_text = build_parser()._subparsers._group_actions[0].choices["solve"].format_help()  # type: ignore[union-attr]
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    help_text = commands.choices["solve"].format_help()
     for name in flagged:
         flag = OPTIONS[name].cli["flag"] or "--" + name.replace("_", "-")  # type: ignore[index]
         assert flag in help_text, name
