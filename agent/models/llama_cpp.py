@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.models.protocol import (
-    INSTRUCT_SAMPLING,
-    REASONING_SAMPLING,
     Generation,
     ModelError,
     Piece,
     Sampling,
     common_prefix,
+    default_sampling,
 )
 from agent.models.sources import check_gguf, resolve_model_path
 
@@ -100,7 +99,7 @@ class LlamaCppModel:
         self.context_size = self.llm.n_ctx()
         self.chat_template = self.llm.metadata.get("tokenizer.chat_template", "")
         self.thinking = "<think>" in self.chat_template if thinking is None else thinking
-        self.sampling = sampling or (REASONING_SAMPLING if self.thinking else INSTRUCT_SAMPLING)
+        self.sampling = sampling or default_sampling(self.thinking)
         self.name = self.llm.metadata.get("general.name") or model_path.stem
         self.path = model_path
         self.size_bytes = model_path.stat().st_size

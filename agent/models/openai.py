@@ -29,13 +29,12 @@ from typing import Any
 
 from agent.models.chatml import IM_END, neutralize
 from agent.models.protocol import (
-    INSTRUCT_SAMPLING,
-    REASONING_SAMPLING,
     Generation,
     ModelError,
     Piece,
     Sampling,
     common_prefix,
+    default_sampling,
 )
 
 END_TOKEN = 0
@@ -123,7 +122,7 @@ class OpenAIModel:
         self.chat_template = template if isinstance(template, str) else ""
         """The chat template the server reports (llama.cpp's `/props`), or "" when it reports none."""
         self.thinking = "<think>" in self.chat_template if thinking is None else thinking
-        self.sampling = sampling or (REASONING_SAMPLING if self.thinking else INSTRUCT_SAMPLING)
+        self.sampling = sampling or default_sampling(self.thinking)
         self._lock = threading.Lock()
         self._cached: list[int] = []  # what the server last evaluated, as far as we can tell
 

@@ -41,6 +41,11 @@ INSTRUCT_SAMPLING = Sampling(temperature=0.2, top_p=0.9, top_k=40, min_p=0.05)
 """A cooler default for small instruct models, which drift at QwQ's temperature."""
 
 
+def default_sampling(thinking: bool) -> Sampling:
+    """QwQ's recommendation for a reasoning model, the cooler one for an instruct model."""
+    return REASONING_SAMPLING if thinking else INSTRUCT_SAMPLING
+
+
 @dataclass(frozen=True)
 class Piece:
     """One generated token."""
