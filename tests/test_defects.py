@@ -92,6 +92,18 @@ def test_d_a_chat_goes_on_from_the_winning_sample() -> None:
     assert "<|im_start|>assistant\n5<|im_end|>\n<|im_start|>user\nAnd doubled?" in seen and "7<|im_end|>" not in seen
 
 
+def test_d_in_a_session_the_winner_is_what_goes_on(tmp_path: Path) -> None:
+    from agent.sessions import open_sessions
+
+    db = tmp_path / "s.sqlite"
+    voted = Agent(ScriptedModel(["5", "7", "7"]), [], examples=(), samples=3, checkpointer=open_sessions(db))
+    assert voted.run("What is 3 + 4?", session="talk").answer == "7"  # the second sample won, not the first
+    later = ScriptedModel(["14"])  # another agent, as in another process, continues the session
+    assert Agent(later, [], examples=(), checkpointer=open_sessions(db)).run("Doubled?", session="talk").answer == "14"
+    seen = "".join(map(chr, later.prompts[0]))
+    assert "assistant\n7<|im_end|>\n<|im_start|>user\nDoubled?" in seen and "5<|im_end|>" not in seen
+
+
 def test_e_a_served_and_a_local_qwq_treat_a_call_in_the_thought_alike(serve: Serve) -> None:
     """E: the OpenAI model had no `chat_template`, so a served QwQ ran a call written inside its
     thought where a local QwQ leaves it as text."""
