@@ -44,7 +44,8 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy agent tools prompts
+	$(VENV)/bin/mypy agent tools prompts tests
+	$(VENV)/bin/lint-imports  # the layers (pyproject.toml); tests/test_layers.py runs them in CI too
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

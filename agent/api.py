@@ -1,31 +1,38 @@
-"""The Python API: `Agent(model, tools, **options)`, `agent.run(question)`, `agent.stream(question)`.
+"""The Python API: `Agent(model, tools, settings, **options)`, `agent.run(question)`, `agent.stream(question)`.
 
-An `Agent` binds a model, a tool registry and settings to a compiled graph (`agent.graph`), and
-turns the graph's state into a `Result` and its custom stream into typed events. A `Chat` is a
-multi-turn conversation on one agent: each turn extends the same append-only transcript.
+An `Agent` binds a model, a tool registry and one `Settings` object to a compiled graph
+(`agent.graph`), hands every event of every episode to its observers, and turns the graph's
+state into a `Result`. A `Chat` is a multi-turn conversation on one agent: each turn extends the
+same append-only transcript. `unattended(agent)` answers from many threads with nobody to ask.
 
-This module does not contain the loop itself, nor any prompt text (see `prompts/`).
+This module does not contain the loop itself (`agent.core.graph`), nor any prompt text
+(`prompts/`), nor any option's default (`agent.core.settings`).
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import threading
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 import prompts
 from agent.core.graph import State, build_graph, recursion_limit
-from agent.core.policy import CODE_TOOLS
-from agent.core.records import ApprovalRequested, Event, Final, Result, Verification, Votes
-from agent.core.settings import Approval, Budget, Controls, Settings, ToolChoice
-from agent.core.transcript import Call, Message
-from agent.core.turn import default_hint
+from agent.core.outcome import to_result, vote
+from agent.core.policy import could_wait, default_hint
+from agent.core.records import ApprovalRequested, Call, Event, Final, Result
+from agent.core.settings import Settings
+from agent.core.transcript import Message
 from agent.models.llama_cpp import LlamaCppModel
 from agent.models.protocol import Model
+from agent.observers import Observer
 from tools import Registry, Tool, default_tools
+
+MODEL_OPTIONS = ("context_size", "n_gpu_layers", "threads", "seed", "sampling", "thinking", "session_states")
+"""Options of `LlamaCppModel`, taken when the agent loads the model itself."""
 
 
 class Agent:
@@ -35,106 +42,47 @@ class Agent:
         self,
         model: Model | str | os.PathLike[str] | None = None,
         tools: Iterable[Tool | Callable[..., Any]] | None = None,
+        settings: Settings | None = None,
         *,
-        system_prompt: str | None = None,
-        examples: Iterable[Message] | None = None,
-        tool_choice: ToolChoice | None = None,
-        max_steps: int = 8,
-        max_tokens: int = 4096,
-        max_seconds: float | None = None,
-        max_tool_seconds: float | None = None,
-        reasoning: bool | Literal["auto"] = "auto",
-        thinking_budget: int | None = None,
-        step_thinking_budget: int | None = None,
-        min_thinking: int = 0,
-        hint: bool | str = False,
-        hint_after: int | None = None,
-        calls_in_reasoning: Literal["execute", "ignore"] | None = None,
-        controls: Controls | None = None,
-        verify: bool = False,
-        samples: int = 1,
+        observers: Iterable[Observer] = (),
         checkpointer: Any = None,
-        approval: Approval = "auto",
-        **model_options: Any,
+        **options: Any,
     ) -> None:
         """Make an agent.
 
         Args:
             model: A `Model`, a GGUF path or hub file, or None for the embedded SmolLM2.
             tools: Tools or plain typed functions; None gives the built-in tools, [] none.
-            system_prompt: Replaces the system prompt in prompts/system.md.
-            examples: Few-shot messages; by default the one-shot calculator example in
-                prompts/one_shot.json when the calculator is among the tools.
-            tool_choice: "auto", "required" (the first step must call a tool), "none", or a
-                tool's name (the first step must call it). By default "auto" for reasoning
-                models and "required" for plain instruct models, which seldom call on their own.
-            max_steps: Reasoning steps before the model is asked for its final answer.
-            max_tokens: Tokens generated per episode, thoughts included.
-            max_seconds: Wall time per episode.
-            max_tool_seconds: Time spent in tools per episode.
-            reasoning: True or False forces `<think>` mode on or off whatever the model's
-                template says; "auto" follows the template.
-            thinking_budget: Thinking tokens per episode; at the budget the thought is closed
-                for the model and it answers (s1 budget forcing). Never exceeded.
-            step_thinking_budget: Thinking tokens per step.
-            min_thinking: A thought that ends sooner is extended with "Wait".
-            hint: Write a tool hint into the thought (START) on heavy arithmetic, or after
-                `hint_after` thinking tokens without a call: True for "Wait, maybe using
-                Python here is a good idea.", or the hint text itself.
-            hint_after: See `hint`.
-            calls_in_reasoning: "execute" or "ignore" a `<tool_call>` written inside the thought;
-                by default as the model's template expects (QwQ's: ignore).
-            controls: All reasoning controls at once (wait and close texts included); the
-                arguments above override its fields.
-            verify: After its first answer the model is asked to check it with the tools and
-                answer again; `Result.verification` records the outcome.
-            samples: Independent episodes per question; the majority answer wins, with its vote
-                share in `Result.votes` (self-consistency).
+            settings: Every option at once (`agent.Settings`, with its `Budget` and `Controls`).
+            observers: What sees every event of every episode: a `Tracer`, a `View`, `Metrics`
+                (see `agent.observers`).
             checkpointer: A LangGraph checkpointer to persist episodes step by step (see
                 `agent.sessions.open_sessions` for SQLite); `session=` names a thread in it.
-            approval: When a person approves a call: "auto" (tools marked `needs_approval`, and
-                code execution once the conversation is tainted: a tool marked `untrusted` was
-                called in it, see `Result.tainted`), "always" (also every code execution) or
-                "never". A call waiting for approval pauses the episode: the `Result` has
-                `stop_reason="approval"` and `resume` continues it.
-            **model_options: Passed to `LlamaCppModel` when `model` is not a `Model`
-                (context_size, n_gpu_layers, threads, seed, sampling, thinking).
+            **options: Any field of `Settings`, `Budget` or `Controls` by name (`max_steps=4`,
+                `thinking_budget=2048`, `hint=True`, `samples=5`, `approval="never"`, ...),
+                laid over `settings`: an option given here always wins. `approval`: "auto" (tools
+                marked `needs_approval`, and code execution once the conversation is tainted: a
+                tool marked `untrusted` was called in it, see `Result.tainted`), "always" or "never". When `model` is not a
+                `Model`, also the options of `LlamaCppModel` (context_size, n_gpu_layers,
+                threads, seed, sampling, thinking).
         """
-        forced = None if reasoning == "auto" else bool(reasoning)
+        model_options = {k: options.pop(k) for k in MODEL_OPTIONS if k in options}
+        wanted = (settings or Settings()).with_options(**options)
         if not isinstance(model, Model):
-            model_options.setdefault("thinking", forced)
+            model_options.setdefault("thinking", wanted.reasoning)
             model = LlamaCppModel(model, **model_options)
+        elif model_options:
+            raise TypeError(f"{', '.join(model_options)}: options for loading a model, and this model is loaded")
         self.model: Model = model
         self.tools = Registry(default_tools() if tools is None else tools)
-        thinking = self.model.thinking if forced is None else forced
-        base = controls or Controls()
-        hint_text = default_hint(self.tools) if hint is True else hint or base.hint
-        self.samples = samples
-        if samples < 1:
-            raise ValueError(f"samples must be at least 1, not {samples}")
-        if examples is None:
-            examples = _messages("one_shot.json") if "calculator" in self.tools else ()
-        self.settings = Settings(
-            system_prompt=prompts.text("system.md") if system_prompt is None else system_prompt,
-            examples=tuple(examples),
-            tool_choice=tool_choice or ("auto" if thinking else "required"),
-            budget=Budget(max_steps, max_tokens, max_seconds, max_tool_seconds),
-            reasoning=forced,
-            controls=replace(
-                base,
-                thinking_budget=base.thinking_budget if thinking_budget is None else thinking_budget,
-                step_thinking_budget=base.step_thinking_budget
-                if step_thinking_budget is None
-                else step_thinking_budget,
-                min_thinking=min_thinking or base.min_thinking,
-                hint=hint_text or None,
-                hint_after=base.hint_after if hint_after is None else hint_after,
-                calls_in_reasoning=calls_in_reasoning or base.calls_in_reasoning,
-            ),
-            verify=verify,
-        )
+        self.wanted = wanted
+        """The settings as asked for, before the model and tools filled in their defaults."""
+        self.settings = resolved(wanted, model, self.tools)
+        """The settings in force."""
+        self.observers: list[Observer] = list(observers)
+        """What sees every event (append to attach one; `Tracer.attach` does)."""
         self._ephemeral: set[str] = set()
-        if checkpointer is None and asks_for_approval(self.tools, approval):
+        if checkpointer is None and could_wait(self.tools.values(), self.settings.approval):
             # An interrupt can only pause on a checkpointer; threads without a session are
             # forgotten once their episode ends.
             from langgraph.checkpoint.memory import InMemorySaver
@@ -145,18 +93,28 @@ class Agent:
         self.checkpointer = checkpointer
         self.thread: str | None = None
         """The thread of the last episode, which `resume` continues by default."""
-        self.approval = approval
-        self.graph = build_graph(self.model, self.tools, self.settings, checkpointer, approval)
+        self.last_state: State = {}
+        """The final state of the last episode (the winner's, with `samples`)."""
+        self.graph = build_graph(self.model, self.tools, self.settings, checkpointer)
         """The compiled LangGraph graph: embed it as a subgraph or use its stream modes."""
+
+    def derive(self, tools: Iterable[Tool | Callable[..., Any]] | None = None, **options: Any) -> Agent:
+        """An agent on this one's model, checkpointer and observers, with other tools or options.
+
+        Options are laid over this agent's own (`derive(max_steps=2)` keeps everything else);
+        `tools` replaces its tools when given.
+        """
+        return Agent(
+            self.model,
+            self.tools.values() if tools is None else tools,
+            self.wanted.with_options(**options),
+            observers=self.observers,
+            checkpointer=self.checkpointer,
+        )
 
     def run(self, question: str, **config: Any) -> Result:
         """Answer `question`; blocks until the episode ends."""
-        result = None
-        for event in self.stream(question, **config):
-            if isinstance(event, Final):
-                result = event.result
-        assert result is not None
-        return result
+        return _final(self.stream(question, **config))
 
     def stream(
         self,
@@ -176,21 +134,27 @@ class Agent:
         approval ends the stream with an `ApprovalRequested` event and a `Final` whose result
         has `stop_reason="approval"`.
         """
-        config.setdefault("recursion_limit", recursion_limit(self.settings.budget))
+        return self._observed(question, self._stream(question, history, session, config))
+
+    def _stream(
+        self, question: str, history: State | None, session: str | None, config: dict[str, Any]
+    ) -> Iterator[Event]:
         if session is not None and self.checkpointer is None:
             raise ValueError("session= needs a checkpointer (see agent.sessions.open_sessions)")
+        config.setdefault("recursion_limit", recursion_limit(self.settings.budget))
+        samples = self.settings.samples
         conversation: dict[str, Any] = {}
-        if session is not None and self.samples > 1:
+        if session is not None and samples > 1:
             # Later samples run on threads of their own, each from the session's conversation (and
             # its taint), not from nothing.
             values = self.graph.get_state(self._config(config, session)).values
             conversation = {k: values[k] for k in ("tokens", "text", "seen", "untrusted") if k in values}
-        results = []
         configurable = dict(config.get("configurable") or {})
-        for sample in range(self.samples):
-            seed = getattr(self.model, "seed", None)
-            if self.samples > 1 and seed is not None:  # a fixed seed would repeat one episode k times
-                self.model.reseed(seed + sample)  # type: ignore[attr-defined]
+        results: list[Result] = []
+        states: list[State] = []
+        for sample in range(samples):
+            if samples > 1 and self.model.seed is not None:  # a fixed seed would repeat one episode k times
+                self.model.reseed(self.model.seed + sample)
             state: State = {"question": question, **(conversation if sample else {}), **(history or {})}  # type: ignore[typeddict-item]
             if tainted:
                 state["untrusted"] = True
@@ -203,22 +167,30 @@ class Agent:
                 raise ValueError(f"session {session!r} has an unfinished episode: resume it first")
             final, request = yield from self._episode(state, episode_config)
             results.append(to_result(final))
-            if session is not None and results[-1].tainted and not results[0].tainted:
-                # The session goes on from the first sample's transcript, but web text this sample
-                # read sways the vote: the conversation is tainted all the same.
-                first = {"thread_id": session, **_without(configurable, "checkpoint_id")}
-                self.graph.update_state({"configurable": first}, {"untrusted": True}, as_node="reason")
-                results[0] = replace(results[0], tainted=True)
+            states.append(final)
             if request is not None:
                 yield Final(replace(results[-1], stop_reason="approval", approval=request))
                 return
-        yield Final(results[0] if len(results) == 1 else vote(results))
+        if samples == 1:
+            yield Final(results[0])
+            return
+        winner, result = vote(results)
+        self.last_state = states[winner]  # the conversation goes on from the answer the user is shown
+        if session is not None:
+            self.thread = session
+            update: dict[str, Any] = dict(states[winner]) if winner else {}
+            if result.tainted:  # web text any sample read sways the vote: the conversation is tainted
+                update["untrusted"] = True
+            if update:
+                session_config = {"configurable": {"thread_id": session, **_without(configurable, "checkpoint_id")}}
+                self.graph.update_state(session_config, update, as_node="reason")
+        yield Final(result)
 
     def resume(
         self, approve: bool | None = None, edited_arguments: dict[str, Any] | None = None, **config: Any
     ) -> Result:
         """Continue a paused or killed episode and wait for it to end; see `resume_stream`."""
-        return [e for e in self.resume_stream(approve, edited_arguments, **config) if isinstance(e, Final)][-1].result
+        return _final(self.resume_stream(approve, edited_arguments, **config))
 
     def resume_stream(
         self,
@@ -244,23 +216,39 @@ class Agent:
         snapshot = self.graph.get_state(episode_config)
         if not snapshot.next:
             raise ValueError(f"session {thread!r} has no unfinished episode to resume")
+        question = str(snapshot.values.get("question", ""))
+        return self._observed(question, self._resume(snapshot, approve, edited_arguments, episode_config))
+
+    def _resume(
+        self, snapshot: Any, approve: bool | None, edited: dict[str, Any] | None, config: dict[str, Any]
+    ) -> Iterator[Event]:
         graph_input: Any = None  # None continues after the last checkpoint
+        thread = config["configurable"]["thread_id"]
         if snapshot.interrupts:
             if approve is None:
                 raise ValueError(f"session {thread!r} waits for approval: pass approve=True or approve=False")
             from langgraph.types import Command
 
-            graph_input = Command(resume={"approve": approve, "arguments": edited_arguments})
-        if snapshot.interrupts and self.approval != "always":
+            graph_input = Command(resume={"approve": approve, "arguments": edited})
+        if snapshot.interrupts and self.settings.approval != "always":
             # The paused call takes the decision only if it asks again on resume, and an agent with
             # a laxer policy than the one that paused (another process, other options) would run
             # it unasked. So that one call runs under "always", then this agent's policy goes on.
-            strict = build_graph(self.model, self.tools, self.settings, self.checkpointer, "always")
-            yield from self._episode(graph_input, episode_config, strict, interrupt_after=["act"])
+            always = replace(self.settings, approval="always")
+            strict = build_graph(self.model, self.tools, always, self.checkpointer)
+            yield from self._episode(graph_input, config, strict, interrupt_after=["act"])
             graph_input = None
-        final, request = yield from self._episode(graph_input, episode_config)
+        final, request = yield from self._episode(graph_input, config)
         result = to_result(final)
         yield Final(result if request is None else replace(result, stop_reason="approval", approval=request))
+
+    def _observed(self, question: str, events: Iterator[Event]) -> Iterator[Event]:
+        """The one place observers hear of an episode: each event before the caller gets it."""
+        sinks = [observer.episode(question, self.model) for observer in self.observers]
+        for event in events:
+            for sink in sinks:
+                sink(event)
+            yield event
 
     def _config(self, config: dict[str, Any], thread: str | None) -> dict[str, Any]:
         """LangGraph config naming the episode's thread (a fresh, forgettable one without a session)."""
@@ -324,13 +312,14 @@ class Agent:
         return {}
 
     def copy(self) -> Agent:
-        """An agent sharing this one's model, tools, graph and checkpointer, for use in another thread.
+        """An agent sharing this one's model, tools, graph, checkpointer and observers, for another thread.
 
         Episodes keep no state in the agent, but `last_state` and `thread` (what `resume`
         continues) are per caller; the model serializes its callers (or a server does).
         """
         twin = copy.copy(self)
-        twin._ephemeral, twin.thread = set(), None
+        twin._ephemeral, twin.thread, twin.last_state = set(), None, {}
+        twin.observers = list(self.observers)  # the same observers; attaching one to the twin leaves this agent be
         return twin
 
     def chat(self, session: str | None = None) -> Chat:
@@ -356,23 +345,24 @@ class Chat:
         approval) is dropped: the question continues the conversation as it was before it.
         """
         config = self.agent.rewind(self.session) if self.session is not None else {}
-        for event in self.agent.stream(question, history=self.history, session=self.session, **config):
-            if isinstance(event, Final) and event.result.stop_reason != "approval":
-                self.history = _conversation(self.agent.last_state, event.result.tainted)
-            yield event
+        yield from self._kept(self.agent.stream(question, history=self.history, session=self.session, **config))
 
     def resume_stream(
         self, approve: bool | None = None, edited_arguments: dict[str, Any] | None = None
     ) -> Iterator[Event]:
         """Continue the turn paused for approval; events as in `Agent.resume_stream`."""
-        for event in self.agent.resume_stream(approve, edited_arguments, session=self.session):
+        yield from self._kept(self.agent.resume_stream(approve, edited_arguments, session=self.session))
+
+    def _kept(self, events: Iterator[Event]) -> Iterator[Event]:
+        """Pass events on; once the turn is over, its transcript is the conversation's."""
+        for event in events:
             if isinstance(event, Final) and event.result.stop_reason != "approval":
                 self.history = _conversation(self.agent.last_state, event.result.tainted)
             yield event
 
     def send(self, question: str) -> Result:
         """Ask the next question and wait for the answer."""
-        return [e for e in self.stream(question) if isinstance(e, Final)][-1].result
+        return _final(self.stream(question))
 
     def reset(self) -> None:
         """Forget the conversation, and with it the taint of any web text read in it.
@@ -394,64 +384,61 @@ def _conversation(state: State, tainted: bool) -> State:
     }
 
 
-def to_result(state: State) -> Result:
-    """The `Result` of a finished episode's state."""
-    from agent.core.grading import extract_answer, is_equivalent, normalize
+def unattended(agent: Agent) -> Callable[[str], Result]:
+    """`run(question) -> Result` for many threads and nobody to ask (batches, evaluations).
 
-    answer = state.get("answer")
-    calls = tuple(state.get("tool_calls", ()))
-    first = state.get("first_answer")
-    verification = None
-    if first is not None:
-        confirmed = answer is not None and is_equivalent(extract_answer(answer), extract_answer(first))
-        verification = Verification(first, len(calls) > state.get("verify_from", 0), confirmed)
-    return Result(
-        answer=answer,
-        reasoning=state.get("reasoning", ""),
-        tool_calls=calls,
-        stats=state.get("stats", {}),
-        stop_reason=state.get("stop_reason", "answer"),
-        normalized=None if answer is None else normalize(extract_answer(answer)),
-        verification=verification,
-        tainted=bool(state.get("untrusted")),
-    )
-
-
-def vote(results: list[Result]) -> Result:
-    """The majority answer of independent episodes (self-consistency), with its vote share.
-
-    Answers are grouped by mathematical equivalence; a tie goes to the answer seen first. The
-    winning group's first episode is returned, carrying the vote.
+    Each thread runs on its own copy of `agent`, and a call that waits for approval is declined:
+    the model is told, and goes on without it.
     """
-    from agent.core.grading import is_equivalent
+    local = threading.local()
 
-    groups: list[list[Result]] = []
-    for result in results:
-        if result.normalized is None:
-            continue
-        for group in groups:
-            if is_equivalent(result.normalized, group[0].normalized or ""):
-                group.append(result)
-                break
-        else:
-            groups.append([result])
-    winner = max(groups, key=len)[0] if groups else results[0]
-    share = max(map(len, groups), default=0) / len(results)
-    tainted = any(r.tainted for r in results)  # web text in any episode could have swayed the vote
-    return replace(winner, votes=Votes(tuple(r.normalized for r in results), share), tainted=tainted)
+    def run(question: str) -> Result:
+        if not hasattr(local, "agent"):
+            local.agent = agent.copy()
+        result = local.agent.run(question)
+        while result.stop_reason == "approval":
+            result = local.agent.resume(approve=False)
+        return result
+
+    return run
+
+
+def resolved(settings: Settings, model: Model, tools: Registry) -> Settings:
+    """`settings` with the defaults that depend on the model and the tools filled in."""
+    if settings.samples < 1:
+        raise ValueError(f"samples must be at least 1, not {settings.samples}")
+    thinking = model.thinking if settings.reasoning is None else settings.reasoning
+    examples = settings.examples
+    if examples is None:  # the one-shot example, when every tool it calls is at hand
+        shot = one_shot()
+        examples = shot if all(c.name in tools for m in shot for c in m.tool_calls) else ()
+    hint = settings.controls.hint
+    controls = replace(settings.controls, hint=default_hint(list(tools.values())) if hint is True else hint or None)
+    return replace(
+        settings,
+        system_prompt=prompts.text("system.md") if settings.system_prompt is None else settings.system_prompt,
+        examples=tuple(examples),
+        tool_choice=settings.tool_choice or ("auto" if thinking else "required"),
+        controls=controls,
+    )
 
 
 def _without(mapping: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if k not in keys}
 
 
-def _messages(name: str) -> list[Message]:
-    return [
+def one_shot() -> tuple[Message, ...]:
+    """The few-shot example of prompts/one_shot.json."""
+    return tuple(
         Message(m["role"], m["content"], tuple(Call(c["name"], c["arguments"]) for c in m.get("tool_calls", ())))
-        for m in prompts.messages(name)
-    ]
+        for m in prompts.messages("one_shot.json")
+    )
 
 
-def asks_for_approval(tools: Registry, approval: Approval) -> bool:
-    """Whether any of these tools could ever wait for a person under this approval policy."""
-    return approval != "never" and any(t.needs_approval or t.name in CODE_TOOLS for t in tools.values())
+def _final(events: Iterator[Event]) -> Result:
+    result = None
+    for event in events:
+        if isinstance(event, Final):
+            result = event.result
+    assert result is not None, "an episode ends with a Final event"
+    return result

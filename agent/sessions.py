@@ -29,8 +29,10 @@ SESSIONS_ENV = "QWQ_SESSIONS"
 _STATE_TYPES = (
     ("agent.core.parse", "ParsedCall"),
     ("agent.core.parse", "BadCall"),
-    ("agent.core.transcript", "Call"),
+    ("agent.core.records", "Call"),
     ("agent.core.records", "ToolCall"),
+    ("agent.core.records", "Usage"),
+    ("agent.core.records", "StepUsage"),
     ("agent.parse", "ParsedCall"),
     ("agent.parse", "BadCall"),
     ("agent.transcript", "Call"),

@@ -58,8 +58,8 @@ with (
             "expected": task["expected"],
             "correct": correct,
             "tool_calls": [c.name for c in result.tool_calls],
-            "generated_tokens": result.stats["generated_tokens"],
-            "seconds": round(result.stats["time_total_s"], 2),
+            "generated_tokens": result.usage.generated_tokens,
+            "seconds": round(result.usage.time_total_s, 2),
         }
         results.write(json.dumps(row) + "\n")
         rows.append(row)

@@ -19,9 +19,9 @@ result = agent.run("What is 37 * 89 + 12?")
 print("answer:", result.answer)
 for call in result.tool_calls:
     print(f"tool:   {call.name}({call.arguments}) -> {call.output}  [{call.seconds:.2f} s]")
-stats = result.stats
+used = result.usage
 print(
-    f"cost:   {stats['steps']} steps, {stats['prompt_evaluated']} prompt tokens evaluated "
-    f"({stats['prompt_reused']} reused from the KV cache), {stats['generated_tokens']} generated, "
-    f"{stats['time_total_s']:.1f} s"
+    f"cost:   {used.steps} steps, {used.prompt_evaluated} prompt tokens evaluated "
+    f"({used.prompt_reused} reused from the KV cache), {used.generated_tokens} generated, "
+    f"{used.time_total_s:.1f} s"
 )

@@ -12,18 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import call
 
 from agent import Agent
 from agent.cli import main
 from agent.models.scripted import ScriptedModel
-from agent.workloads.batch import BatchError, finished_ids, read_tasks, run_batch
+from agent.workloads.batch import BatchError, Progress, finished_ids, read_tasks, run_batch
 from tools import tool
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def call(name: str, **arguments: object) -> str:
-    return f'<tool_call>\n{{"name": "{name}", "arguments": {json.dumps(arguments)}}}\n</tool_call>'
 
 
 def write_tasks(path: Path, n: int) -> None:
@@ -59,7 +56,7 @@ def test_a_batch_answers_each_task_once_and_a_rerun_skips_them(tmp_path: Path) -
     tasks, out = tmp_path / "tasks.jsonl", tmp_path / "out.jsonl"
     write_tasks(tasks, 3)
     agent = Agent(ScriptedModel(["0", "2", "4"]), [], examples=())
-    seen = []
+    seen: list[Progress] = []
     final = run_batch(agent, tasks, out, progress=seen.append)
     assert (final.answered, final.skipped, final.failed) == (3, 0, 0)
     assert [p.done for p in seen] == [1, 2, 3] and "[3/3] 3 answered" in final.line()
@@ -73,14 +70,14 @@ def test_a_batch_answers_each_task_once_and_a_rerun_skips_them(tmp_path: Path) -
     assert (again.answered, again.skipped) == (0, 3) and len(out.read_text().splitlines()) == 3
 
 
-def test_a_failing_task_is_reported_not_written_and_retried_next_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_failing_task_is_reported_not_written_and_retried_next_run(tmp_path: Path) -> None:
     tasks, out = tmp_path / "tasks.jsonl", tmp_path / "out.jsonl"
     write_tasks(tasks, 2)
-    final = run_batch(Agent(ScriptedModel(["0"]), [], examples=()), tasks, out)  # the script runs dry on t1
+    failures: list[tuple[str, int, str]] = []
+    agent = Agent(ScriptedModel(["0"]), [], examples=())  # the script runs dry on t1
+    final = run_batch(agent, tasks, out, failed=lambda task, exc: failures.append((task.id, task.line, str(exc))))
     assert (final.answered, final.failed) == (1, 1)
-    assert "task t1 (line 2) failed" in capsys.readouterr().err
+    assert failures == [("t1", 2, "the script has no more turns")]
     assert finished_ids(out) == {"t0"}
     assert run_batch(Agent(ScriptedModel(["2"]), [], examples=()), tasks, out).answered == 1
     assert finished_ids(out) == {"t0", "t1"}

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from agent.models.protocol import common_prefix
-from agent.workloads import bench
+from agent.workloads import bench, model_bench
 from agent.workloads.bench import TARGETS, verdict
 from agent.workloads.model_bench import drop_reasoning, single_call_grammar
 
@@ -53,7 +53,7 @@ def test_quick_bench_figures_are_sane(quick: dict[str, Any]) -> None:
     assert 0.5 <= quick["prefill_reuse_ratio"] < 1.5
     assert quick["prefill_naive_ratio"] >= 0.95 * quick["prefill_reuse_ratio"]
     episodes = quick["details"]["episodes"]
-    assert episodes["tool_steps"] == [bench.STEPS] * episodes["turns"]  # every driven step called the tool
+    assert episodes["tool_steps"] == [model_bench.STEPS] * episodes["turns"]  # every driven step called the tool
     assert episodes["turns"] == 3
     # Timings: only their kind is checked.
     for key in ("binding_efficiency", "grammar_cost_ratio", "ttft_flatness", "prompt_lookup_speedup"):
@@ -112,5 +112,7 @@ def test_markdown_table_lists_every_key() -> None:
     assert "| `cli_startup_ms` | – | <= 250 | n/a |" in table
 
 
-def test_framework_overhead_on_the_scripted_model() -> None:
-    assert bench.framework_overhead(steps=4, rounds=1) > 0
+def test_framework_overhead_measures_real_tool_steps() -> None:
+    per_step, usage = bench.framework_overhead(steps=4, rounds=1)
+    assert (usage.steps, usage.tool_calls) == (5, 4)  # four calls that ran (none cut as a repetition), the answer
+    assert per_step > 0 and math.isfinite(per_step)

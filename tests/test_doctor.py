@@ -65,7 +65,11 @@ def test_network_check_outcomes() -> None:
     assert doctor.check_network(reachable).status == "ok"
     assert doctor.check_network(unreachable).status == "warn"
     release = threading.Event()
-    hung = doctor.check_network(lambda h, p, t: release.wait(), timeout=0.05)  # a DNS lookup that never returns
+
+    def hang(host: str, port: int, timeout: float) -> None:  # a DNS lookup that never returns
+        release.wait()
+
+    hung = doctor.check_network(hang, timeout=0.05)
     release.set()
     assert hung.status == "warn" and "did not answer" in hung.detail
 

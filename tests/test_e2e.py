@@ -96,7 +96,7 @@ def test_no_answer_exits_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
     from agent import cli as cli_module
     from agent.models.scripted import ScriptedModel
 
-    monkeypatch.setattr("agent.cli.options.make_agent", lambda args: Agent(ScriptedModel(["", ""]), []))  # type: ignore[arg-type]
+    monkeypatch.setattr("agent.cli.options.make_agent", lambda args: Agent(ScriptedModel(["", ""]), []))
     assert cli_module.main(["solve", "anything"]) == 1
     assert "no answer" in capsys.readouterr().err
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agent.core.records import Result, ToolCall
+from agent.core.records import Result, ToolCall, Usage
 from agent.workloads.evaluation import (
     Item,
     ItemResult,
@@ -111,8 +111,8 @@ class FakeAgent:
         if question == "boom":
             raise RuntimeError("model fell over")
         calls = (ToolCall("calculator", {"expression": "1+1"}, "2"),)
-        stats = {"steps": 2, "generated_tokens": 10, "prompt_evaluated": 100, "thinking_tokens": 0}
-        return Result(f"The answer is {self.answers[question]}.", "", calls, stats)
+        usage = Usage(steps=2, generated_tokens=10, prompt_evaluated=100, thinking_tokens=0)
+        return Result(f"The answer is {self.answers[question]}.", "", calls, usage)
 
 
 ITEMS = [Item(str(k), f"q{k}", str(k * 10)) for k in range(5)]

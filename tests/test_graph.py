@@ -6,33 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
-from test_transcript import jinja_render
+from helpers import add, call, jinja_render, offline
 
 from agent import Agent
 from agent.core.records import AnswerText, Final, Observation, ReasoningText, StepFinished, ToolCallStarted
 from agent.models.scripted import ScriptedModel
-from tools import ToolError, tool
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two whole numbers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
-
-
-@tool
-def offline(query: str) -> str:
-    """Pretend to search the web.
-
-    Args:
-        query: What to look for.
-    """
-    raise ToolError("search unavailable: network unreachable")
+from tools import tool
 
 
 @tool
@@ -43,12 +22,6 @@ def buggy(x: int) -> str:
         x: Anything.
     """
     raise ZeroDivisionError("oops")
-
-
-def call(name: str, **arguments: object) -> str:
-    import json
-
-    return f'<tool_call>\n{{"name": "{name}", "arguments": {json.dumps(arguments)}}}\n</tool_call>'
 
 
 def agent_for(turns: list[str], *, thinking: bool = False, tools: list | None = None, **options: object) -> Agent:
@@ -182,14 +155,12 @@ def test_events_stream_in_order() -> None:
 def test_each_step_evaluates_only_new_tokens() -> None:
     agent = agent_for([call("add", a=1, b=2), call("add", a=3, b=3), "6"])
     result = agent.run("?")
-    steps = result.stats["per_step"]
-    assert steps[0]["prompt_reused"] == 0
+    steps = result.usage.per_step
+    assert len(steps) == 3 and steps[0].prompt_reused == 0
     for step in steps[1:]:
-        assert step["prompt_reused"] > 0
-        assert step["prompt_evaluated"] == step["prompt_new"]
-    assert result.stats["prompt_evaluated"] == result.stats["prompt_tokens"]
-    events = [e for e in agent.stream("again?")] if False else []
-    assert events == []
+        assert step.prompt_reused > 0
+        assert step.prompt_evaluated == step.prompt_new
+    assert result.usage.prompt_evaluated == result.usage.prompt_tokens == sum(s.prompt_new for s in steps)
 
 
 def test_chat_turns_extend_one_transcript() -> None:
@@ -209,7 +180,8 @@ def test_chat_turns_extend_one_transcript() -> None:
 
 def test_episode_transcript_matches_the_template_once_reasoning_is_dropped() -> None:
     """What the model saw is the template's rendering plus its own kept reasoning, nothing else."""
-    from agent.core.transcript import Call, Message
+    from agent.core.records import Call
+    from agent.core.transcript import Message
 
     agent = agent_for(
         ["I need the sum.\n</think>\n\n" + call("add", a=37, b=12), "It is 49.\n</think>\n\nThe answer is 49."],

@@ -147,7 +147,12 @@ def test_missing_embedded_package_names_the_fix(monkeypatch: pytest.MonkeyPatch)
 
 def test_paths_and_hub_specs_are_told_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fetched: list[str] = []
-    monkeypatch.setattr("agent.models.sources.download", lambda spec: fetched.append(spec) or Path("/x.gguf"))
+
+    def download(spec: str) -> Path:
+        fetched.append(spec)
+        return Path("/x.gguf")
+
+    monkeypatch.setattr("agent.models.sources.download", download)
     assert resolve_model_path("models/qwq.gguf") == Path("models/qwq.gguf")
     assert resolve_model_path("./Qwen/QwQ-32B-GGUF") == Path("Qwen/QwQ-32B-GGUF")
     for spec in ("Qwen/QwQ-32B-GGUF", "Qwen/QwQ-32B-GGUF:Q8_0", "Qwen/QwQ-32B-GGUF/qwq-32b-q4_k_m.gguf"):

@@ -6,8 +6,10 @@ import random
 
 import pytest
 
-from agent.core.parse import BadCall, CallOpened, Content, Event, ParsedCall, Reasoning, StreamParser, parse_call
-from agent.core.transcript import Call
+from agent.core.parse import BadCall, CallOpened, Parsed, ParsedCall, StreamParser, parse_call
+from agent.core.records import AnswerText as Content
+from agent.core.records import Call
+from agent.core.records import ReasoningText as Reasoning
 
 TURN = (
     "Let me think: 37 * 89 is big.\n</think>\n\nI'll compute.\n<tool_call>\n"
@@ -16,13 +18,13 @@ TURN = (
 )
 
 
-def run(chunks: list[str], thinking: bool = True) -> tuple[list[Event], StreamParser]:
+def run(chunks: list[str], thinking: bool = True) -> tuple[list[Parsed], StreamParser]:
     parser = StreamParser(thinking)
     events = [e for chunk in chunks for e in parser.feed(chunk)] + parser.close()
     return events, parser
 
 
-def summarize(events: list[Event]) -> tuple[str, str, list[object]]:
+def summarize(events: list[Parsed]) -> tuple[str, str, list[Call | BadCall]]:
     reasoning = "".join(e.text for e in events if isinstance(e, Reasoning))
     content = "".join(e.text for e in events if isinstance(e, Content))
     calls = [e.call if isinstance(e, ParsedCall) else e for e in events if isinstance(e, ParsedCall | BadCall)]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from test_graph import add, call
+from helpers import add, call
 
 from agent import Agent
+from agent.core.policy import default_hint
 from agent.core.records import ReasoningText
 from agent.core.settings import Controls
-from agent.core.turn import default_hint
 from agent.models.scripted import ScriptedModel
 from tools import tool
 
@@ -90,8 +90,11 @@ def test_no_hint_by_default() -> None:
 
 
 def test_default_hint_names_the_best_tool() -> None:
-    assert default_hint(["calculator", "python"]) == "Wait, maybe using Python here is a good idea."
-    assert default_hint(["calculator"]) == "Wait, maybe using the calculator here is a good idea."
+    from tools import default_tools
+
+    assert default_hint(default_tools(["calculator", "python"])) == "Wait, maybe using Python here is a good idea."
+    assert default_hint(default_tools(["calculator"])) == "Wait, maybe using a tool here is a good idea."
+    assert default_hint([]) == "Wait, maybe using a tool here is a good idea."
 
 
 THOUGHT_WITH_CALL = "I should add.\n" + call("add", a=2, b=2)
@@ -112,26 +115,28 @@ def test_calls_in_reasoning_ignored() -> None:
 
 
 def test_default_policy_follows_the_template() -> None:
-    qwq_like = ScriptedModel([THOUGHT_WITH_CALL + "\n</think>\n\n4"], thinking=True)
-    qwq_like.chat_template = "... message.content.split('</think>')[-1] ..."  # type: ignore[attr-defined]
-    result = Agent(qwq_like, [add], examples=()).run("2+2?")  # type: ignore[arg-type]
+    qwq = "... message.content.split('</think>')[-1] ..."
+    qwq_like = ScriptedModel([THOUGHT_WITH_CALL + "\n</think>\n\n4"], thinking=True, chat_template=qwq)
+    result = Agent(qwq_like, [add], examples=()).run("2+2?")
     assert result.tool_calls == ()  # QwQ's template renders calls after the thought: ignore inside it
-    plain = ScriptedModel([THOUGHT_WITH_CALL, "4"], thinking=True)
-    assert len(Agent(plain, [add], examples=()).run("2+2?").tool_calls) == 1  # type: ignore[arg-type]
+    plain = ScriptedModel([THOUGHT_WITH_CALL, "4"], thinking=True, chat_template="{{ message.content }}")
+    assert len(Agent(plain, [add], examples=()).run("2+2?").tool_calls) == 1
+    unknown = ScriptedModel([THOUGHT_WITH_CALL + "\n</think>\n\n4"], thinking=True)  # a server that says nothing
+    assert Agent(unknown, [add], examples=()).run("2+2?").tool_calls == ()  # a reasoning model: as QwQ
 
 
 def test_reasoning_can_be_forced_on_and_off() -> None:
-    on = Agent(ScriptedModel(["thought\n</think>\n\n1"], thinking=False), [add], examples=(), reasoning=True)  # type: ignore[arg-type]
+    on = Agent(ScriptedModel(["thought\n</think>\n\n1"], thinking=False), [add], examples=(), reasoning=True)
     result = on.run("?")
     assert result.reasoning == "thought\n" and result.answer == "1"
     assert "<|im_start|>assistant\n<think>\n" in on.last_state["text"]
-    off = Agent(ScriptedModel(["1"], thinking=True), [add], examples=(), reasoning=False, tool_choice="auto")  # type: ignore[arg-type]
+    off = Agent(ScriptedModel(["1"], thinking=True), [add], examples=(), reasoning=False, tool_choice="auto")
     assert off.run("?").reasoning == "" and "<think>" not in off.last_state["text"]
 
 
 def test_verify_asks_for_a_check_and_records_it() -> None:
     agent = Agent(
-        ScriptedModel(["The answer is 5.", call("add", a=2, b=3), "Checked: the answer is 5."]),  # type: ignore[arg-type]
+        ScriptedModel(["The answer is 5.", call("add", a=2, b=3), "Checked: the answer is 5."]),
         [add],
         examples=(),
         tool_choice="auto",
@@ -146,7 +151,7 @@ def test_verify_asks_for_a_check_and_records_it() -> None:
 
 
 def test_verify_notices_a_changed_answer() -> None:
-    agent = Agent(ScriptedModel(["6", "Actually it is 5."]), [add], examples=(), tool_choice="auto", verify=True)  # type: ignore[arg-type]
+    agent = Agent(ScriptedModel(["6", "Actually it is 5."]), [add], examples=(), tool_choice="auto", verify=True)
     v = agent.run("2+3?").verification
     assert v is not None and not v.confirmed and not v.checked_with_tools
 
@@ -156,7 +161,7 @@ def test_samples_vote_for_the_majority() -> None:
         ScriptedModel(["\\boxed{4}", "5", "The answer is 4.0"]),
         [add],
         examples=(),
-        tool_choice="auto",  # type: ignore[arg-type]
+        tool_choice="auto",
         samples=3,
     )
     result = agent.run("?")
@@ -167,7 +172,7 @@ def test_samples_vote_for_the_majority() -> None:
 
 def test_samples_must_be_positive() -> None:
     with pytest.raises(ValueError, match="samples"):
-        Agent(ScriptedModel([]), [add], samples=0)  # type: ignore[arg-type]
+        Agent(ScriptedModel([]), [add], samples=0)
 
 
 @pytest.mark.model
@@ -202,7 +207,7 @@ def test_a_repeated_call_is_not_run_again() -> None:
         runs.append(a + b)
         return a + b
 
-    agent = Agent(ScriptedModel([call("slow_add", a=1, b=2)] * 2 + ["3"]), [slow_add], examples=(), tool_choice="auto")  # type: ignore[arg-type]
+    agent = Agent(ScriptedModel([call("slow_add", a=1, b=2)] * 2 + ["3"]), [slow_add], examples=(), tool_choice="auto")
     result = agent.run("?")
     first, again = result.tool_calls
     assert runs == [3] and first.output == "3"
@@ -212,7 +217,7 @@ def test_a_repeated_call_is_not_run_again() -> None:
 
 def test_the_third_repetition_ends_the_episode_with_a_final_answer() -> None:
     agent = Agent(
-        ScriptedModel([call("add", a=1, b=1)] * 4 + ["It is 2.", "never reached"]),  # type: ignore[arg-type]
+        ScriptedModel([call("add", a=1, b=1)] * 4 + ["It is 2.", "never reached"]),
         [add],
         examples=(),
         tool_choice="auto",
@@ -228,6 +233,6 @@ def test_different_arguments_are_not_a_repetition() -> None:
         ScriptedModel([call("add", a=1, b=1), call("add", a=1, b=2), "done"]),
         [add],
         examples=(),
-        tool_choice="auto",  # type: ignore[arg-type]
+        tool_choice="auto",
     )
     assert [c.error for c in agent.run("?").tool_calls] == [False, False]

@@ -58,7 +58,7 @@ def test_options_rename_and_mark_approval() -> None:
 
 
 def test_missing_hint_is_refused() -> None:
-    def f(x) -> str:  # type: ignore[no-untyped-def]
+    def f(x) -> str:
         """Do.
 
         Args:

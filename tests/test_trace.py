@@ -10,36 +10,28 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import add
 
 from agent import Agent
 from agent.core.records import (
     AnswerText,
     ApprovalRequested,
+    Event,
     Final,
     Observation,
     ReasoningText,
     Result,
     StepFinished,
+    StepUsage,
     ToolCall,
     ToolCallStarted,
+    Usage,
 )
 from agent.models.scripted import ScriptedModel
-from agent.ui.trace import TraceError, Tracer, load, to_event, to_record
+from agent.ui.trace import CallSpan, Step, TraceError, Tracer, load, to_event, to_record
 from agent.ui.trace_html import html
-from tools import tool
 
 QUESTION = "What is 2 + 3, and <b>why</b>?"
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two whole numbers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
 
 
 def scripted_agent() -> Agent:
@@ -48,7 +40,7 @@ def scripted_agent() -> Agent:
         f"I will add them.\n</think>\n\n<tool_call>\n{body}\n</tool_call>",
         "The tool says 5.\n</think>\n\nIt is 5.",
     ]
-    return Agent(ScriptedModel(turns, thinking=True), [add], examples=())  # type: ignore[arg-type]
+    return Agent(ScriptedModel(turns, thinking=True), [add], examples=())
 
 
 @pytest.fixture
@@ -86,15 +78,15 @@ def test_every_event_is_written_with_times_and_tokens(trace_file: Path) -> None:
 
 def test_records_round_trip_to_events() -> None:
     call = ToolCall("add", {"a": 2, "b": 3}, "5", False, 0.5)
-    events = [
+    events: list[Event] = [
         ReasoningText("hm"),
         AnswerText("5"),
         ToolCallStarted("add", {"a": 2, "b": 3}),
         Observation(call),
         StepFinished(1, 10, 2, 3),
         ApprovalRequested("python", {"code": "1"}, "code"),
-        Final(Result("5", "hm", (call,), {"steps": 1}, "answer")),
-        Final(Result(None, "", (), {}, "approval", approval=ApprovalRequested("python", {"code": "1"}, "code"))),
+        Final(Result("5", "hm", (call,), Usage(steps=1, per_step=(StepUsage(3, 10, 2, 3, 1),)), "answer")),
+        Final(Result(None, "", (), Usage(), "approval", approval=ApprovalRequested("python", {"code": "1"}, "code"))),
     ]
     for event in events:
         assert to_event(json.loads(json.dumps(to_record(event)))) == event
@@ -105,10 +97,11 @@ def test_load_groups_steps_and_calls(trace_file: Path) -> None:
     (episode,) = trace.episodes
     assert episode.question == QUESTION
     kinds = [type(item).__name__ for item in episode.items]
-    assert kinds == ["Step", "Call", "Step"]
-    first, call, second = episode.items
-    assert first.reasoning == "I will add them.\n" and second.answer == "It is 5."  # type: ignore[union-attr]
-    assert (call.name, call.output, call.error) == ("add", "5", False)  # type: ignore[union-attr]
+    assert kinds == ["Step", "CallSpan", "Step"]
+    first, span, second = episode.items
+    assert isinstance(first, Step) and isinstance(span, CallSpan) and isinstance(second, Step)
+    assert first.reasoning == "I will add them.\n" and second.answer == "It is 5."
+    assert (span.call.name, span.call.output, span.call.error) == ("add", "5", False)
     assert episode.result is not None and episode.result["answer"] == "It is 5."
 
 

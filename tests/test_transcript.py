@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
-from typing import Any
 
 import pytest
-from jinja2.ext import loopcontrols
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from helpers import jinja_render
 
-from agent.core.transcript import Call, Message, Segment, Transcript, assistant_prompt, neutralize, observation, render
-
-TEMPLATE = (Path(__file__).parent / "fixtures" / "qwq-32b.chat_template.jinja").read_text()
+from agent.core.records import Call
+from agent.core.transcript import Message, Segment, Transcript, assistant_prompt, neutralize, observation, render
 
 CALC = {
     "type": "function",
@@ -28,23 +23,6 @@ CALC = {
     },
 }
 SEARCH = {"type": "function", "function": {"name": "web_search", "description": "Search.", "parameters": {}}}
-
-
-def jinja_render(messages: list[Message], tools: list[dict[str, Any]], generation: bool) -> str:
-    """Render as transformers does: sandboxed, trim_blocks/lstrip_blocks, its tojson filter."""
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
-    env.filters["tojson"] = lambda x, ensure_ascii=False, indent=None, separators=None, sort_keys=False: json.dumps(
-        x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
-    )
-    dicts = []
-    for m in messages:
-        d: dict[str, Any] = {"role": m.role, "content": m.content}
-        if m.tool_calls:
-            d["tool_calls"] = [
-                {"type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in m.tool_calls
-            ]
-        dicts.append(d)
-    return env.from_string(TEMPLATE).render(messages=dicts, tools=tools or None, add_generation_prompt=generation)
 
 
 def text(segments: list[Segment]) -> str:

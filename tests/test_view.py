@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import add
 
 from agent import Agent
 from agent.core.records import (
@@ -19,16 +20,16 @@ from agent.core.records import (
     StepFinished,
     ToolCall,
     ToolCallStarted,
+    Usage,
 )
 from agent.models.scripted import ScriptedModel
 from agent.ui.mathtext import readable_math
 from agent.ui.timing import StepTimer
 from agent.ui.view import View, use_color
-from tools import tool
 
 ESCAPE = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
 CALL = ToolCall("calculator", {"expression": "37 * 89 + 12"}, "3305", seconds=0.25)
-RESULT = Result("The answer is 3305.", "Let me compute.", (CALL,), {"steps": 2, "tool_calls": 1}, "answer")
+RESULT = Result("The answer is 3305.", "Let me compute.", (CALL,), Usage(steps=2, tool_calls=1), "answer")
 EVENTS: list[tuple[float, object]] = [
     (0.5, ReasoningText("I should use the calculator.\nLet me compute.")),
     (1.0, StepFinished(1, 800, 0, 40)),
@@ -141,24 +142,13 @@ def test_readable_math(latex: str, plain: str) -> None:
     assert readable_math(latex) == plain
 
 
-@tool
-def add(a: int, b: int) -> int:
-    """Add two whole numbers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
-
-
 def test_cli_piped_output_is_plain(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from agent import cli
 
     body = json.dumps({"name": "add", "arguments": {"a": 2, "b": 3}})
     model = ScriptedModel([f"Adding.\n</think>\n\n<tool_call>\n{body}\n</tool_call>", "Done.\n</think>\n\nIt is 5."])
     model.thinking = True
-    monkeypatch.setattr("agent.cli.options.make_agent", lambda args: Agent(model, [add], examples=()))  # type: ignore[arg-type]
+    monkeypatch.setattr("agent.cli.options.make_agent", lambda args: Agent(model, [add], examples=()))
     assert cli.main(["solve", "2 + 3?"]) == 0
     out, err = capsys.readouterr()
     assert out == "It is 5.\n"  # stdout: the answer alone
@@ -174,7 +164,7 @@ def test_chat_commands_multiline_save_and_trace(
     from agent.ui.trace import load
 
     model = ScriptedModel(["First answer.", "Second answer."])
-    monkeypatch.setattr("agent.cli.options.make_agent", lambda args: Agent(model, [], examples=()))  # type: ignore[arg-type]
+    monkeypatch.setattr("agent.cli.options.make_agent", lambda args: Agent(model, [], examples=()))
     script = [
         "/help",
         "/model",

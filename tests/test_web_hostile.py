@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from test_graph import call
+from helpers import call
 from test_search import FIXTURES, PUBLIC, no_network
 from test_web import resolver
 

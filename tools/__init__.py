@@ -4,6 +4,7 @@ Built-in tools live in their own modules and are imported lazily by `default_too
 `from tools import tool` stays cheap for programs that bring their own.
 """
 
+import dataclasses
 import importlib
 from collections.abc import Iterable
 
@@ -19,6 +20,8 @@ BUILTIN = {
     "read_page": ("tools.web", "read_page_tool"),
 }
 """The built-in tools by name, and where each lives (imported only when chosen)."""
+RUNS_CODE = ("python",)
+"""The built-in tools that run model-written code: their `Tool.runs_code` flag is set here."""
 NETWORK = ("web_search", "read_page")
 """The built-in tools that go online."""
 
@@ -29,4 +32,5 @@ def default_tools(names: Iterable[str] | None = None) -> list[Tool]:
     unknown = [n for n in chosen if n not in BUILTIN]
     if unknown:
         raise ValueError(f"no built-in tool named {', '.join(unknown)}; the tools are: {', '.join(BUILTIN)}")
-    return [getattr(importlib.import_module(BUILTIN[n][0]), BUILTIN[n][1]) for n in chosen]
+    found = [getattr(importlib.import_module(BUILTIN[n][0]), BUILTIN[n][1]) for n in chosen]
+    return [dataclasses.replace(t, runs_code=True) if n in RUNS_CODE else t for n, t in zip(chosen, found, strict=True)]

@@ -47,6 +47,8 @@ class Tool:
     """Whether a person must approve each call (code execution, for instance)."""
     untrusted: bool = False
     """Whether its output is text from outside (the web) that may try to steer the model."""
+    runs_code: bool = False
+    """Whether it runs code the model wrote (isolated, but text from the web could steer it)."""
     _model: type[pydantic.BaseModel] = field(repr=False, compare=False, default=pydantic.BaseModel)
 
     def schema(self) -> dict[str, Any]:
@@ -79,7 +81,7 @@ class Tool:
 def tool(function: Callable[..., Any], /) -> Tool: ...
 @overload
 def tool(
-    *, name: str | None = None, needs_approval: bool = False, untrusted: bool = False
+    *, name: str | None = None, needs_approval: bool = False, untrusted: bool = False, runs_code: bool = False
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -90,11 +92,13 @@ def tool(
     name: str | None = None,
     needs_approval: bool = False,
     untrusted: bool = False,
+    runs_code: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a tool of a typed function with a Google-style docstring.
 
     Usable bare (`@tool`) or with options (`@tool(name="calc", needs_approval=True)`); mark tools
-    that return outside text (web pages, search results) `untrusted=True`.
+    that return outside text (web pages, search results) `untrusted=True`, and tools that run
+    model-written code `runs_code=True` (approval rules read these flags, never tool names).
     Raises `TypeError` when a parameter lacks a type hint or an `Args:` description, or the
     function has no docstring: the model could not use it well.
     """
@@ -124,7 +128,7 @@ def tool(
         parameters.pop("title", None)
         for prop in parameters.get("properties", {}).values():
             prop.pop("title", None)
-        return Tool(tool_name, description, parameters, fn, needs_approval, untrusted, model)
+        return Tool(tool_name, description, parameters, fn, needs_approval, untrusted, runs_code, model)
 
     return build if function is None else build(function)
 

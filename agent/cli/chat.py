@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                 print(CHAT_HELP, file=sys.stderr)
             elif command == "/model":
                 model = agent.model
-                facts = model.describe() if hasattr(model, "describe") else {"name": model.name}
+                facts = model.describe()
                 print(printable("\n".join(f"  {k}: {v}" for k, v in facts.items())), file=sys.stderr)
             elif command == "/save":
                 print(_save_chat(rest, turns) if rest else "usage: /save FILE", file=sys.stderr)
@@ -188,7 +188,7 @@ def _toggle_trace(agent: Agent, path: str, tracing: Any) -> Any:
         print(f"(tracing to {where})", file=sys.stderr)
         return tracing
     if tracing is not None:  # one chat trace at a time: the next replaces it
-        agent.stream = agent.stream.__wrapped__  # type: ignore[method-assign,attr-defined]
+        agent.observers.remove(tracing)
         tracing.close()
     if path == "off":
         print("(tracing stopped)", file=sys.stderr)

@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from agent.api import unattended
     from agent.workloads.evaluation import (
         check_plot,
         compare,
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         label = f"{name}: {agent.model.name}" if len(configs) > 1 else agent.model.name
         with _rich_progress(console, label) as progress:
             everything[name] = evaluate(
-                items, agent.run, config=name, output=args.output, workers=workers, progress=progress
+                items, unattended(agent), config=name, output=args.output, workers=workers, progress=progress
             )
         del agent  # free the model before the next configuration loads its own
     base = summarize(everything["base"], "base")

@@ -25,9 +25,13 @@ EXIT_INTERRUPTED = 130
 
 
 def common_options() -> argparse.ArgumentParser:
-    """The options of every command that runs the agent: model, budgets, controls, sessions, view."""
+    """The options of every command that runs the agent: model, tools, the agent's settings, view.
+
+    The agent's options are derived from the fields of `agent.core.settings` that carry an
+    `option(...)`: their flags, help and bounds are not written here a second time.
+    """
     common = argparse.ArgumentParser(add_help=False)
-    group = common.add_argument_group("model and budgets")
+    group = common.add_argument_group("model and tools")
     group.add_argument(
         "--model",
         help="GGUF path, hub file (Qwen/QwQ-32B-GGUF[:Q4_K_M], modelscope:Qwen/QwQ-32B-GGUF), or none: embedded",
@@ -38,20 +42,6 @@ def common_options() -> argparse.ArgumentParser:
     group.add_argument("--ctx", type=positive, default=8192, metavar="TOKENS", help="context size (default 8192)")
     group.add_argument("--threads", type=positive, metavar="N", help="CPU threads (default: all cores)")
     group.add_argument("--seed", type=int, help="sampling seed, for reproducible runs")
-    group.add_argument("--max-steps", type=positive, default=8, metavar="N", help="reasoning steps (default 8)")
-    group.add_argument("--max-tokens", type=positive, default=4096, metavar="N", help="tokens generated per question")
-    group.add_argument("--max-seconds", type=float, metavar="S", help="wall time per question")
-    group.add_argument(
-        "--tool-choice",
-        metavar="CHOICE",
-        help="auto, required, none, or a tool name (default: auto for reasoning models, required for instruct models)",
-    )
-    group.add_argument(
-        "--thinking",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="whether the model reasons in <think> (default: from its chat template)",
-    )
     group.add_argument(
         "--tools",
         metavar="LIST",
@@ -59,38 +49,9 @@ def common_options() -> argparse.ArgumentParser:
     )
     group.add_argument("--no-search", action="store_true", help="leave out web_search")
     group.add_argument("--offline", action="store_true", help="leave out every tool that goes online")
-    controls = common.add_argument_group("reasoning controls")
-    controls.add_argument("--thinking-budget", type=positive, metavar="N", help="thinking tokens per question")
-    controls.add_argument("--step-thinking-budget", type=positive, metavar="N", help="thinking tokens per step")
-    controls.add_argument(
-        "--min-thinking", type=int, default=0, metavar="N", help='extend shorter thoughts with "Wait"'
-    )
-    controls.add_argument(
-        "--hint",
-        nargs="?",
-        const=True,
-        default=False,
-        metavar="TEXT",
-        help="write a tool hint into the thought on heavy arithmetic (START)",
-    )
-    controls.add_argument(
-        "--hint-after", type=positive, metavar="N", help="hint after N thinking tokens without a tool"
-    )
-    controls.add_argument(
-        "--calls-in-reasoning",
-        choices=("execute", "ignore"),
-        help="what a tool call inside the thought does (default: as the model's template expects)",
-    )
-    controls.add_argument("--verify", action="store_true", help="have the agent check its answer with the tools")
-    controls.add_argument("--samples", type=positive, default=1, metavar="K", help="majority answer of K episodes")
-    served = common.add_argument_group("sessions, approval and model servers")
+    add_settings_options(common.add_argument_group("agent options (budgets, reasoning controls, approval)"))
+    served = common.add_argument_group("sessions and model servers")
     served.add_argument("--session", metavar="NAME", help="keep the conversation in a durable session ($QWQ_SESSIONS)")
-    served.add_argument(
-        "--approve",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="when a person approves calls: auto (marked tools; code after web text), always (also all code), never",
-    )
     served.add_argument("--api-key", metavar="KEY", help="API key of an openai:URL server (default: $OPENAI_API_KEY)")
     served.add_argument("--model-name", metavar="NAME", help="model name to request from an openai:URL server")
     common.add_argument("--hide-reasoning", action="store_true", help="do not show the model's reasoning")
@@ -99,6 +60,46 @@ def common_options() -> argparse.ArgumentParser:
     )
     common.add_argument("--trace", metavar="FILE.jsonl", help="write every event, with timings and tokens, to FILE")
     return common
+
+
+def add_settings_options(group: Any) -> None:
+    """One flag per option of `Settings`, `Budget` and `Controls` that offers one.
+
+    A flag not given leaves its option out of the namespace (`given_options`), so defaults live
+    only in the dataclasses.
+    """
+    from agent.core.settings import OPTIONS
+
+    for option in OPTIONS.values():
+        cli = option.cli
+        if cli is None:
+            continue
+        flag = cli["flag"] or "--" + option.name.replace("_", "-")
+        default = f" (default {option.default})" if isinstance(option.default, int) and option.default else ""
+        spec: dict[str, Any] = {"dest": option.name, "default": argparse.SUPPRESS, "help": cli["help"] + default}
+        if cli["choices"] or (option.words and str not in option.types):
+            spec["choices"] = list(cli["choices"] or option.words)
+        elif option.types == (bool,):
+            spec["action"] = "store_true"
+        elif bool in option.types:  # a flag alone, or its text
+            spec |= {"nargs": "?", "const": True, "metavar": cli["metavar"]}
+        else:
+            number = float if float in option.types else int if int in option.types else str
+            spec |= {"metavar": cli["metavar"], "type": positive if cli["positive"] and number is int else number}
+        group.add_argument(flag, **spec)
+
+
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The agent options given on the command line, as the values they stand for."""
+    from agent.core.settings import OPTIONS
+
+    given = {}
+    for name, option in OPTIONS.items():
+        if hasattr(args, name):
+            choices = (option.cli or {}).get("choices")
+            value = getattr(args, name)
+            given[name] = choices[value] if choices else value
+    return given
 
 
 def positive(text: str) -> int:
@@ -112,6 +113,7 @@ def positive(text: str) -> int:
 def make_agent(args: argparse.Namespace) -> Agent:
     """The agent the command-line options describe."""
     from agent.api import Agent
+    from agent.sessions import open_sessions
     from tools import BUILTIN, NETWORK, default_tools
 
     names = list(BUILTIN) if args.tools is None else [n.strip() for n in args.tools.split(",") if n.strip()]
@@ -120,8 +122,7 @@ def make_agent(args: argparse.Namespace) -> Agent:
         for n in names
         if n != "none" and not (args.no_search and n == "web_search") and not (args.offline and n in NETWORK)
     ]
-    from agent.sessions import open_sessions
-
+    options = given_options(args)
     model: Any = args.model
     if model and model.startswith("openai:"):
         from agent.models.openai import OpenAIModel
@@ -132,33 +133,15 @@ def make_agent(args: argparse.Namespace) -> Agent:
             model_name=args.model_name,
             context_size=args.ctx,
             seed=args.seed,
-            thinking={"auto": None, "on": True, "off": False}[args.thinking],
+            thinking=options.get("reasoning"),
         )
+    else:
+        options |= {"context_size": args.ctx, "n_gpu_layers": args.n_gpu_layers, "threads": args.threads}
+        options |= {"seed": args.seed}
     if model is None or isinstance(model, str):  # a local model: loading it takes seconds
         _status("loading model…")
-    agent = Agent(
-        model,
-        default_tools(names),
-        tool_choice=args.tool_choice,
-        max_steps=args.max_steps,
-        max_tokens=args.max_tokens,
-        max_seconds=args.max_seconds,
-        context_size=args.ctx,
-        n_gpu_layers=args.n_gpu_layers,
-        threads=args.threads,
-        seed=args.seed,
-        reasoning="auto" if args.thinking == "auto" else args.thinking == "on",
-        thinking_budget=args.thinking_budget,
-        step_thinking_budget=args.step_thinking_budget,
-        min_thinking=args.min_thinking,
-        hint=args.hint,
-        hint_after=args.hint_after,
-        calls_in_reasoning=args.calls_in_reasoning,
-        verify=args.verify,
-        samples=args.samples,
-        checkpointer=open_sessions() if getattr(args, "session", None) else None,
-        approval=getattr(args, "approve", "auto"),
-    )
+    checkpointer = open_sessions() if getattr(args, "session", None) else None
+    agent = Agent(model, default_tools(names), checkpointer=checkpointer, **options)
     from agent.cli.interrupt import cancel_on_interrupt
 
     cancel_on_interrupt(agent.model)

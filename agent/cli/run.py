@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     workflow = load_workflow(args.workflow)
     values = workflow.bind(parse_vars(args.var))  # fail before the model loads
-    first = options.make_agent(args)
+    base = options.make_agent(args)  # every step's agent derives from it: its options, trace, sessions
 
     def ask(agent: Any, step: Step, prompt: str, tainted: bool) -> Result:
         print(printable(f"── {step.id}: {prompt}"), file=sys.stderr)
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
         return result
 
-    outcome = workflow.run(first.model, values, approval=args.approve, ask=ask)
+    outcome = workflow.run(base, values, ask=ask)
     if args.json:
         steps = {step: result.to_dict() for step, result in outcome.steps}
         print(printable_json({"workflow": workflow.name, "answer": outcome.answer, "steps": steps}))

@@ -28,13 +28,14 @@ from agent.core.parse import BadCall, ParsedCall, StreamParser
 from agent.core.policy import (
     MAX_REPETITIONS,
     approved_call,
+    calls_in_thought,
     needs_approval,
     repeated_call,
     run_call,
     same_calls,
 )
-from agent.core.records import Observation, StepFinished, ToolCall, ToolCallStarted
-from agent.core.settings import Approval, Budget, Settings
+from agent.core.records import Observation, StepFinished, StepUsage, ToolCall, ToolCallStarted, Usage
+from agent.core.settings import Budget, Settings
 from agent.core.transcript import (
     IM_END,
     THINK_CLOSE,
@@ -62,7 +63,7 @@ class State(TypedDict, total=False):
     reasoning: str
     answer: str | None
     steps: int
-    stats: dict[str, Any]
+    usage: Usage
     final: str | None
     done: bool
     untrusted: bool
@@ -73,43 +74,23 @@ class State(TypedDict, total=False):
     verify_from: int
 
 
-def new_stats() -> dict[str, Any]:
-    """Counters of one episode, all zero."""
-    return dict.fromkeys(
-        (
-            "steps",
-            "tool_calls",
-            "prompt_tokens",
-            "prompt_evaluated",
-            "prompt_reused",
-            "generated_tokens",
-            "thinking_tokens",
-            "time_prefill_s",
-            "time_generate_s",
-            "time_tools_s",
-            "time_total_s",
-        ),
-        0,
-    ) | {"per_step": []}
+def build_graph(model: Model, registry: Registry, settings: Settings, checkpointer: Any = None) -> Any:
+    """Compile the agent's state machine for one model, one set of tools and one configuration.
 
-
-def build_graph(
-    model: Model, registry: Registry, settings: Settings, checkpointer: Any = None, approval: Approval = "auto"
-) -> Any:
-    """Compile the agent's state machine for one model, one set of tools and one configuration."""
-    budget = settings.budget
-    use_tools = bool(registry) and settings.tool_choice != "none"
+    `settings` come resolved from the facade (`agent.api`): its None defaults filled in.
+    """
+    budget, approval = settings.budget, settings.approval
+    tool_choice = settings.tool_choice or "auto"
+    use_tools = bool(registry) and tool_choice != "none"
     schemas = registry.schemas() if use_tools else []
-    forced = [s for s in schemas if settings.tool_choice in ("required", s["function"]["name"])]
-    if settings.tool_choice not in ("auto", "required", "none") and not forced:
-        raise ValueError(f"tool_choice names no registered tool: {settings.tool_choice!r}")
+    forced = [s for s in schemas if tool_choice in ("required", s["function"]["name"])]
+    if tool_choice not in ("auto", "required", "none") and not forced:
+        raise ValueError(f"tool_choice names no registered tool: {tool_choice!r}")
     open_grammar = tool_call_grammar(schemas) if schemas else None
     forced_grammar = tool_call_grammar(forced, opened=False) if forced else None
     thinking = model.thinking if settings.reasoning is None else settings.reasoning
     controls = settings.controls
-    calls_in_thought = controls.calls_in_reasoning == "execute" or (
-        controls.calls_in_reasoning is None and THINK_CLOSE not in getattr(model, "chat_template", "")
-    )
+    in_thought = calls_in_thought(controls.calls_in_reasoning, model.chat_template, model.thinking)
 
     def tokenize(text: str, special: bool) -> list[int]:
         return model.tokenize(text, special)
@@ -118,7 +99,7 @@ def build_graph(
         transcript = Transcript(tokenize, list(state.get("tokens") or []), state.get("text") or "")
         question = Message("user", state["question"])
         if not transcript.tokens:
-            preamble = [Message("system", settings.system_prompt), *settings.examples]
+            preamble = [Message("system", settings.system_prompt or ""), *(settings.examples or ())]
             transcript.extend(render([*preamble, question], schemas))
         else:
             transcript.extend(render([question]))
@@ -130,7 +111,7 @@ def build_graph(
             "reasoning": "",
             "answer": None,
             "steps": 0,
-            "stats": new_stats(),
+            "usage": Usage(),
             "final": None,
             "done": False,
             # Taint belongs to the conversation: web text read earlier in it still steers the model.
@@ -142,14 +123,14 @@ def build_graph(
         }
 
     def over_budget(state: State) -> str | None:
-        stats = state["stats"]
+        used = usage_of(state)
         if state["steps"] >= budget.max_steps:
             return "steps"
-        if stats["generated_tokens"] >= budget.max_tokens:
+        if used.generated_tokens >= budget.max_tokens:
             return "tokens"
-        if budget.max_seconds is not None and stats["time_total_s"] >= budget.max_seconds:
+        if budget.max_seconds is not None and used.time_total_s >= budget.max_seconds:
             return "time"
-        if budget.max_tool_seconds is not None and stats["time_tools_s"] >= budget.max_tool_seconds:
+        if budget.max_tool_seconds is not None and used.time_tools_s >= budget.max_tool_seconds:
             return "tool_time"
         if model.context_size - len(state["tokens"]) < budget.final_tokens + 64:
             return "context"
@@ -157,7 +138,7 @@ def build_graph(
 
     def reason(state: State) -> State:
         began = time.monotonic()
-        stats = dict(state["stats"])
+        used = usage_of(state)
         transcript = Transcript(tokenize, list(state["tokens"]), state["text"])
         final = state.get("final") or over_budget(state)
         nudge = prompts.text("final.md", reason=final) if final else state.get("nudge")
@@ -169,15 +150,15 @@ def build_graph(
         prompt_new = len(transcript.tokens) - state.get("seen", 0)
         limit = min(
             model.context_size - len(transcript.tokens),
-            budget.final_tokens if final else budget.max_tokens - stats["generated_tokens"],
+            budget.final_tokens if final else budget.max_tokens - used.generated_tokens,
         )
-        deadline = None if budget.max_seconds is None else began + budget.max_seconds - stats["time_total_s"]
+        deadline = None if budget.max_seconds is None else began + budget.max_seconds - used.time_total_s
         parser = StreamParser(
-            thinking=thinking and not final, calls=use_tools and not final, calls_in_thought=calls_in_thought
+            thinking=thinking and not final, calls=use_tools and not final, calls_in_thought=in_thought
         )
         left = [
             b - used
-            for b, used in ((controls.thinking_budget, stats["thinking_tokens"]), (controls.step_thinking_budget, 0))
+            for b, used in ((controls.thinking_budget, used.thinking_tokens), (controls.step_thinking_budget, 0))
             if b is not None
         ]
         turn = Turn(model, parser, get_stream_writer(), controls, thinking_left=max(0, min(left)) if left else None)
@@ -192,35 +173,16 @@ def build_graph(
         transcript.append_generated(turn.tokens, turn.text)
         transcript.extend([Segment(IM_END + "\n", True)])
 
-        elapsed = time.monotonic() - began
-        step = {
-            "prompt_new": prompt_new,
-            "prompt_evaluated": turn.evaluated,
-            "prompt_reused": turn.reused,
-            "generated": turn.generated,
-            "thinking": turn.thinking_tokens,
-        }
-        stats["per_step"] = [*stats["per_step"], step]
-        for key, value in (
-            ("steps", 1),
-            ("prompt_tokens", step["prompt_new"]),
-            ("prompt_evaluated", turn.evaluated),
-            ("prompt_reused", turn.reused),
-            ("generated_tokens", turn.generated),
-            ("thinking_tokens", turn.thinking_tokens),
-            ("time_prefill_s", turn.prefill_seconds),
-            ("time_generate_s", elapsed - turn.prefill_seconds),
-            ("time_total_s", elapsed),
-        ):
-            stats[key] += value
-        turn.emit(StepFinished(stats["steps"], turn.evaluated, turn.reused, turn.generated))
+        step = StepUsage(prompt_new, turn.evaluated, turn.reused, turn.generated, turn.thinking_tokens)
+        used += Usage.of_step(step, prefill_s=turn.prefill_seconds, seconds=time.monotonic() - began)
+        turn.emit(StepFinished(used.steps, turn.evaluated, turn.reused, turn.generated))
 
         update: State = {
             "tokens": transcript.tokens,
             "text": transcript.text,
             "seen": seen,
             "steps": state["steps"] + 1,
-            "stats": stats,
+            "usage": used,
             "reasoning": state["reasoning"] + turn.reasoning,
             "final": final,
             "nudge": None,
@@ -259,14 +221,10 @@ def build_graph(
             record = approved_call(registry, item, decision, emit)
         else:
             record = run_call(registry, item, emit)
-        stats = dict(state["stats"])
         transcript = Transcript(tokenize, list(state["tokens"]), state["text"])
         # The first call of a step opens the user turn holding the responses, the last one closes it.
         first = transcript.text.endswith(IM_END + "\n")
         transcript.extend(observation(record.output, open_turn=first, close_turn=not rest))
-        stats["time_tools_s"] += record.seconds
-        stats["time_total_s"] += record.seconds
-        stats["tool_calls"] += 1
         emit(Observation(record))
         # Text from outside now steers the model too, even through a failure: an error message can
         # repeat what a page said. Approval rules for code read this.
@@ -277,7 +235,7 @@ def build_graph(
             "pending": rest,
             "final": final,
             "tool_calls": [*state["tool_calls"], record],
-            "stats": stats,
+            "usage": usage_of(state) + Usage.of_call(record.seconds),
             "untrusted": untrusted,
         }
 
@@ -293,6 +251,11 @@ def build_graph(
     graph.add_conditional_edges("reason", route, ["act", "reason", END])
     graph.add_conditional_edges("act", lambda state: "act" if state["pending"] else "reason", ["act", "reason"])
     return graph.compile(checkpointer=checkpointer)
+
+
+def usage_of(state: State) -> Usage:
+    """The episode's usage so far (none in a checkpoint written before usage was typed)."""
+    return state.get("usage") or Usage()
 
 
 def recursion_limit(budget: Budget) -> int:

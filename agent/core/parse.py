@@ -1,13 +1,13 @@
 """Split a model's streamed text into reasoning, answer text and tool calls as it arrives.
 
-`StreamParser.feed` takes text in whatever pieces the tokenizer produced and returns events as
-soon as they are certain: a tag split across pieces is held back until it is complete, text that
-only looked like the start of a tag is released. A `CallOpened` event lets the driver switch to
-constrained decoding the moment `<tool_call>` appears. Malformed calls become `BadCall` with a
-message the model can act on.
+`StreamParser.feed` takes text in whatever pieces the tokenizer produced and returns the public
+events (`ReasoningText`, `AnswerText`) and the calls as soon as they are certain: a tag split
+across pieces is held back until it is complete, text that only looked like the start of a tag
+is released. A `CallOpened` event lets the driver switch to constrained decoding the moment
+`<tool_call>` appears. Malformed calls become `BadCall` with a message the model can act on.
 
-This module does not decide what to do with a call (see `agent.graph`) and knows nothing of
-tokens or models.
+This module does not decide what to do with a call (see `agent.core.policy`) and knows nothing
+of tokens or models.
 """
 
 from __future__ import annotations
@@ -16,21 +16,8 @@ import contextlib
 import json
 from dataclasses import dataclass
 
-from agent.core.transcript import CALL_CLOSE, CALL_OPEN, THINK_CLOSE, THINK_OPEN, Call
-
-
-@dataclass(frozen=True)
-class Reasoning:
-    """Text inside `<think>`."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Content:
-    """Answer text: outside the thought and outside any call."""
-
-    text: str
+from agent.core.records import AnswerText, Call, ReasoningText
+from agent.models.chatml import CALL_CLOSE, CALL_OPEN, THINK_CLOSE, THINK_OPEN
 
 
 @dataclass(frozen=True)
@@ -54,7 +41,8 @@ class BadCall:
     error: str
 
 
-Event = Reasoning | Content | CallOpened | ParsedCall | BadCall
+Parsed = ReasoningText | AnswerText | CallOpened | ParsedCall | BadCall
+"""What the parser emits: the public text events as they are settled, and the calls."""
 
 _CALL_SHAPE = 'write <tool_call>\n{"name": <tool name>, "arguments": {<argument>: <value>, ...}}\n</tool_call>'
 
@@ -100,10 +88,10 @@ class StreamParser:
             "call": (CALL_CLOSE,),
         }[self.mode]
 
-    def feed(self, text: str) -> list[Event]:
+    def feed(self, text: str) -> list[Parsed]:
         """Take the next piece of generated text; return what it settles."""
         self._pending += text
-        events: list[Event] = []
+        events: list[Parsed] = []
         while True:
             hits = [(self._pending.find(t), t) for t in self._tags() if t in self._pending]
             if not hits:
@@ -122,9 +110,9 @@ class StreamParser:
             self._pending = self._pending[len(self._pending) - keep :]
         return events
 
-    def close(self) -> list[Event]:
+    def close(self) -> list[Parsed]:
         """End of the turn: release what was held back; an unfinished call is a bad call."""
-        events: list[Event] = []
+        events: list[Parsed] = []
         if self.mode == "call":
             events.append(BadCall(self._pending, f"the tool call was not closed with {CALL_CLOSE}"))
         else:
@@ -132,18 +120,18 @@ class StreamParser:
         self._pending = ""
         return events
 
-    def _emit(self, text: str, events: list[Event]) -> None:
+    def _emit(self, text: str, events: list[Parsed]) -> None:
         if self.mode == "think":
             if text:
-                events.append(Reasoning(text))
+                events.append(ReasoningText(text))
         elif self.mode == "content":
             if not self._content_started:
                 text = text.lstrip("\n")  # as the template does after </think>
                 self._content_started = bool(text)
             if text:
-                events.append(Content(text))
+                events.append(AnswerText(text))
 
-    def _switch(self, tag: str, events: list[Event]) -> None:
+    def _switch(self, tag: str, events: list[Parsed]) -> None:
         if tag == THINK_CLOSE:
             self.mode, self.thought_closed = "content", True
         elif tag == THINK_OPEN:

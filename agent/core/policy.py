@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
 from agent.core.parse import BadCall, ParsedCall
-from agent.core.records import ToolCall, ToolCallStarted
+from agent.core.records import Call, ToolCall, ToolCallStarted
 from agent.core.settings import Approval
-from agent.core.transcript import Call
-from tools import Registry, ToolError
+from agent.models.chatml import THINK_CLOSE
+from tools import Registry, Tool, ToolError
 
 
 def run_call(registry: Registry, item: ParsedCall | BadCall, emit: Callable[[Any], None]) -> ToolCall:
@@ -62,22 +62,48 @@ def repeated_call(earlier: list[ToolCall]) -> ToolCall:
     return ToolCall(first.name, first.arguments, note, error=True)
 
 
-CODE_TOOLS = frozenset({"python"})
-"""Tools that run model-written code: the sandbox contains them, but web text could steer them."""
-
-
 def needs_approval(registry: Registry, item: ParsedCall | BadCall, untrusted: bool, approval: Approval) -> str | None:
-    """Why a person must approve this call first ("marked", "code", "untrusted"), or None."""
+    """Why a person must approve this call first ("marked", "code", "untrusted"), or None.
+
+    Read from the tool's flags: `needs_approval`, and `runs_code` (the sandbox contains the
+    code, but text from the web could be steering it).
+    """
     if approval == "never" or isinstance(item, BadCall) or item.call.name not in registry:
         return None
-    name = item.call.name
-    if registry[name].needs_approval:
+    tool = registry[item.call.name]
+    if tool.needs_approval:
         return "marked"
-    if name in CODE_TOOLS and approval == "always":
+    if tool.runs_code and approval == "always":
         return "code"
-    if name in CODE_TOOLS and untrusted:
+    if tool.runs_code and untrusted:
         return "untrusted"
     return None
+
+
+def could_wait(tools: Iterable[Tool], approval: Approval) -> bool:
+    """Whether any of these tools could ever wait for a person under this approval policy."""
+    return approval != "never" and any(t.needs_approval or t.runs_code for t in tools)
+
+
+def default_hint(tools: Iterable[Tool]) -> str:
+    """START's hint: Python when a tool runs code (the sandbox's language), else a tool."""
+    best = "Python" if any(t.runs_code for t in tools) else "a tool"
+    return f"Wait, maybe using {best} here is a good idea."
+
+
+def calls_in_thought(setting: str | None, chat_template: str, thinking: bool) -> bool:
+    """Whether a `<tool_call>` written inside the thought is run (`setting`: "execute", "ignore").
+
+    By default, as the model's chat template expects: one that renders calls after the thought
+    (QwQ's, with its `</think>`) means calls belong there, so a call inside the thought is text.
+    When the template is unknown (a server that does not report it), a reasoning model is
+    taken to be of that family, so a served QwQ behaves as a local one.
+    """
+    if setting is not None:
+        return setting == "execute"
+    if chat_template:
+        return THINK_CLOSE not in chat_template
+    return not thinking
 
 
 def approved_call(registry: Registry, item: ParsedCall, decision: Any, emit: Callable[[Any], None]) -> ToolCall:

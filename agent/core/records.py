@@ -1,29 +1,137 @@
-"""What an episode produces: the `Result`, its `ToolCall`s, and the events streamed on the way.
+"""What an episode produces: the `Result`, its `ToolCall`s and `Usage`, and the events streamed on the way.
 
-Plain frozen dataclasses, so they print, compare and serialize (`Result.to_dict`) without
-surprises. Nothing here runs a model or a tool.
+One call shape: a `Call` is a tool's name and arguments as the model wrote them;
+`ToolCallStarted` is that call about to run, and a `ToolCall` is that call with what it
+returned. One event vocabulary: the parser, the turn, the graph, traces and views all speak in
+the events below. Plain frozen dataclasses, so they print, compare and serialize
+(`Result.to_dict`) without surprises. Nothing here runs a model or a tool.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 
 @dataclass(frozen=True)
-class ToolCall:
-    """One tool call the model made and what it got back."""
+class Call:
+    """A tool call as the model wrote it."""
 
     name: str
     """The tool the model named (possibly one that does not exist)."""
     arguments: dict[str, Any]
     """The arguments it passed."""
+
+
+@dataclass(frozen=True)
+class ToolCall(Call):
+    """One tool call the model made and what it got back."""
+
     output: str
     """The observation the model was shown."""
     error: bool = False
     """True when the call failed: bad call, unknown tool, bad arguments or a `ToolError`."""
     seconds: float = 0.0
     """Wall time the tool took."""
+
+
+@dataclass(frozen=True)
+class StepUsage:
+    """What one reasoning step cost, in tokens."""
+
+    prompt_new: int = 0
+    """Prompt tokens added since the model last saw the transcript (the question, observations)."""
+    prompt_evaluated: int = 0
+    """Prompt tokens the model had to evaluate."""
+    prompt_reused: int = 0
+    """Prompt tokens taken from its cache."""
+    generated: int = 0
+    """Tokens it generated, thought included."""
+    thinking: int = 0
+    """Of those, inside `<think>`."""
+
+    def __getitem__(self, key: str) -> Any:
+        """`usage.per_step[0]["thinking"]`, as the dicts of earlier versions read."""
+        return getattr(self, key)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What an episode (or several) cost; usages add up with `+`."""
+
+    steps: int = 0
+    """Reasoning steps, the final one included."""
+    tool_calls: int = 0
+    """Tool calls made."""
+    prompt_tokens: int = 0
+    """Prompt tokens added over the steps (`StepUsage.prompt_new`, summed)."""
+    prompt_evaluated: int = 0
+    """Prompt tokens the model evaluated."""
+    prompt_reused: int = 0
+    """Prompt tokens taken from its cache."""
+    generated_tokens: int = 0
+    """Tokens generated, thoughts included."""
+    thinking_tokens: int = 0
+    """Tokens generated inside `<think>`."""
+    time_prefill_s: float = 0.0
+    """Seconds until each step's first token, summed."""
+    time_generate_s: float = 0.0
+    """Seconds of generation after that, summed."""
+    time_tools_s: float = 0.0
+    """Seconds inside tools."""
+    time_total_s: float = 0.0
+    """Wall time: model and tools."""
+    per_step: tuple[StepUsage, ...] = ()
+    """Each step's tokens, in order."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.per_step, tuple):  # a checkpoint gives lists back
+            object.__setattr__(self, "per_step", tuple(self.per_step))
+
+    def __add__(self, other: Usage) -> Usage:
+        sums = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        return Usage(**sums)
+
+    @classmethod
+    def of_step(cls, step: StepUsage, *, prefill_s: float, seconds: float) -> Usage:
+        """The usage of one reasoning step that took `seconds`, `prefill_s` of them before its first token."""
+        return cls(
+            steps=1,
+            prompt_tokens=step.prompt_new,
+            prompt_evaluated=step.prompt_evaluated,
+            prompt_reused=step.prompt_reused,
+            generated_tokens=step.generated,
+            thinking_tokens=step.thinking,
+            time_prefill_s=prefill_s,
+            time_generate_s=seconds - prefill_s,
+            time_total_s=seconds,
+            per_step=(step,),
+        )
+
+    @classmethod
+    def of_call(cls, seconds: float) -> Usage:
+        """The usage of one tool call that took `seconds`."""
+        return cls(tool_calls=1, time_tools_s=seconds, time_total_s=seconds)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Usage:
+        """A usage from its `to_dict` form (or the stats dict of earlier versions); unknown keys are ignored."""
+        data = dict(data or {})
+        steps = tuple(StepUsage(**_known(StepUsage, s)) for s in data.pop("per_step", ()) or ())
+        return cls(**_known(cls, data), per_step=steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (`per_step` a list of dicts)."""
+        return asdict(self) | {"per_step": [asdict(s) for s in self.per_step]}
+
+    def __getitem__(self, key: str) -> Any:
+        """`usage["steps"]`, as the stats dicts of earlier versions read."""
+        return getattr(self, key)
+
+
+def _known(kind: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(kind)} - {"per_step"}
+    return {k: v for k, v in data.items() if k in names}
 
 
 @dataclass(frozen=True)
@@ -58,8 +166,8 @@ class Result:
     """Everything the model wrote inside `<think>`, across steps."""
     tool_calls: tuple[ToolCall, ...]
     """Every call, in order."""
-    stats: dict[str, Any] = field(default_factory=dict)
-    """Counters: steps, prompt tokens evaluated/reused, generated and thinking tokens, seconds."""
+    usage: Usage = Usage()
+    """What it cost: steps, prompt tokens evaluated/reused, generated and thinking tokens, seconds."""
     stop_reason: str = "answer"
     """Why the episode ended: "answer", or the budget that ran out ("steps", "tokens", ...)."""
     normalized: str | None = None
@@ -75,9 +183,29 @@ class Result:
     search, page reader) was called, successfully or not, in it or earlier in its conversation (or
     in any of the episodes behind a vote). Code then waits for approval under `approval="auto"`."""
 
+    @property
+    def stats(self) -> dict[str, Any]:
+        """`usage` as a dict, as earlier versions gave it."""
+        return self.usage.to_dict()
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
+        """A JSON-ready dict; the usage is under "stats", as traces and results files have it."""
+        data = asdict(self)
+        return {("stats" if k == "usage" else k): self.usage.to_dict() if k == "usage" else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        """The result a `to_dict` dict was written from (a newer one's unknown keys are ignored)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["tool_calls"] = tuple(ToolCall(**c) for c in data.get("tool_calls", ()))
+        values["usage"] = Usage.from_dict(data.get("stats"))
+        for key, kind in (("verification", Verification), ("approval", ApprovalRequested)):
+            if data.get(key):
+                values[key] = kind(**data[key])
+        if data.get("votes"):
+            values["votes"] = Votes(tuple(data["votes"]["answers"]), data["votes"]["share"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -95,11 +223,8 @@ class AnswerText:
 
 
 @dataclass(frozen=True)
-class ToolCallStarted:
+class ToolCallStarted(Call):
     """The model called a tool; the call is about to run."""
-
-    name: str
-    arguments: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -140,3 +265,4 @@ class Final:
 
 
 Event = ReasoningText | AnswerText | ToolCallStarted | Observation | StepFinished | ApprovalRequested | Final
+"""Everything `Agent.stream` yields."""

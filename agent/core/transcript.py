@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agent.core.records import Call
 from agent.models.chatml import (
     CALL_CLOSE,
     CALL_OPEN,
@@ -38,16 +39,6 @@ TOOLS_POSTAMBLE = (
     'within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, '
     '"arguments": <args-json-object>}\n</tool_call>' + IM_END + "\n"
 )
-
-
-@dataclass(frozen=True)
-class Call:
-    """A tool call as the model wrote it."""
-
-    name: str
-    """The tool's name."""
-    arguments: dict[str, Any]
-    """The arguments object."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ it applies `Reasoning` controls by writing into the turn, never by re-rendering 
   or a long stretch without a tool.
 
 This module decides nothing about the episode (steps, final answers, tools run): see
-`agent.graph`.
+`agent.core.graph`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from agent.core.parse import BadCall, CallOpened, Content, Event, ParsedCall, Reasoning, StreamParser
+from agent.core.parse import BadCall, CallOpened, Parsed, ParsedCall, StreamParser
 from agent.core.records import AnswerText, ReasoningText
 from agent.core.settings import Controls
 from agent.core.transcript import THINK_CLOSE
@@ -33,13 +33,6 @@ MAX_CALL_TOKENS = 1024
 
 # Products and quotients of multi-digit numbers: where models slip and a tool would not.
 HEAVY_ARITHMETIC = re.compile(r"\d{2,}(?:[.,]\d+)?\s*(?:[×*/÷]|\\times|\\cdot)\s*\d{2,}")
-
-
-def default_hint(tool_names: Any) -> str:
-    """START's hint, naming the best tool at hand."""
-    names = set(tool_names)
-    tool = "Python" if "python" in names else "the calculator" if "calculator" in names else "a tool"
-    return f"Wait, maybe using {tool} here is a good idea."
 
 
 class Turn:
@@ -133,7 +126,7 @@ class Turn:
                     self._close_thought()
                     restart = True
                 if self.parser.mode == "think" and not self.hinted and self._wants_hint(since_tool):
-                    self._say("\n\n" + (self.controls.hint or "") + "\n")
+                    self._say("\n\n" + str(self.controls.hint) + "\n")
                     self.hinted = restart = True
                 if grammar is None and forced_grammar and self.parser.thought_closed:
                     grammar, restart = forced_grammar, True
@@ -209,19 +202,19 @@ class Turn:
 
     def _wants_hint(self, since_tool: int) -> bool:
         c = self.controls
-        if c.hint is None:
+        if not isinstance(c.hint, str):  # the facade resolved True to START's hint text
             return False
         if c.hint_after is not None and since_tool >= c.hint_after:
             return True
         last_line = self.reasoning[self.reasoning.rfind("\n") + 1 :]
         return c.hint_on_arithmetic and bool(HEAVY_ARITHMETIC.search(last_line))
 
-    def _take(self, event: Event) -> None:
-        if isinstance(event, Reasoning):
+    def _take(self, event: Parsed) -> None:
+        if isinstance(event, ReasoningText):
             self.reasoning += event.text
-            self.emit(ReasoningText(event.text))
-        elif isinstance(event, Content):
+            self.emit(event)
+        elif isinstance(event, AnswerText):
             self.content += event.text
-            self.emit(AnswerText(event.text))
+            self.emit(event)
         elif isinstance(event, ParsedCall | BadCall):
             self.calls.append(event)

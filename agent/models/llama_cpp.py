@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.models.protocol import (
-    INSTRUCT_SAMPLING,
-    REASONING_SAMPLING,
     Generation,
     ModelError,
     Piece,
     Sampling,
     common_prefix,
+    default_sampling,
 )
 from agent.models.sources import check_gguf, resolve_model_path
 
@@ -49,6 +48,9 @@ def _replayed(shared: int, prompt_length: int) -> int:
 
 class LlamaCppModel:
     """A GGUF model run in-process by llama.cpp (CPU, or GPU with `n_gpu_layers`)."""
+
+    parallel = False
+    """One context serves one episode at a time: callers take turns."""
 
     def __init__(
         self,
@@ -83,7 +85,7 @@ class LlamaCppModel:
         from llama_cpp import LLAMA_DEFAULT_SEED, Llama
 
         try:
-            self._llm = Llama(
+            self.llm = Llama(
                 model_path=str(model_path),
                 n_ctx=context_size,
                 n_gpu_layers=n_gpu_layers,
@@ -96,17 +98,17 @@ class LlamaCppModel:
                 f"could not load {model_path}: llama.cpp rejected it ({exc}); the file may be "
                 "truncated or corrupt, or need a newer llama-cpp-python: download it again"
             ) from None
-        self.context_size = self._llm.n_ctx()
-        self.chat_template = self._llm.metadata.get("tokenizer.chat_template", "")
+        self.context_size = self.llm.n_ctx()
+        self.chat_template = self.llm.metadata.get("tokenizer.chat_template", "")
         self.thinking = "<think>" in self.chat_template if thinking is None else thinking
-        self.sampling = sampling or (REASONING_SAMPLING if self.thinking else INSTRUCT_SAMPLING)
-        self.name = self._llm.metadata.get("general.name") or model_path.stem
+        self.sampling = sampling or default_sampling(self.thinking)
+        self.name = self.llm.metadata.get("general.name") or model_path.stem
         self.path = model_path
         self.size_bytes = model_path.stat().st_size
         self.seed = seed
         """The sampling seed; None when each generation draws its own."""
         if seed is not None:
-            self._llm.set_seed(seed)  # Llama(seed=0) would read 0 as "random"
+            self.llm.set_seed(seed)  # Llama(seed=0) would read 0 as "random"
         self.session_states = session_states
         self._sessions: list[_SessionState] = []
         self._lock = threading.Lock()
@@ -124,7 +126,7 @@ class LlamaCppModel:
 
     def tokenize(self, text: str, special: bool) -> list[int]:
         """Tokens of `text`, never with a BOS: ChatML models start with `<|im_start|>`."""
-        return self._llm.tokenize(text.encode(), add_bos=False, special=special)
+        return self.llm.tokenize(text.encode(), add_bos=False, special=special)
 
     def generate(self, prompt: Sequence[int], *, max_tokens: int, grammar: str | None = None) -> Generation:
         """Continue `prompt`; llama.cpp evaluates only what differs from its cached prefix.
@@ -159,8 +161,8 @@ class LlamaCppModel:
                 return
             s = self.sampling
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            vocab = self._llm._model.vocab
-            tokens = self._llm.generate(
+            vocab = self.llm._model.vocab
+            tokens = self.llm.generate(
                 prompt,
                 temp=s.temperature,
                 top_p=s.top_p,
@@ -173,13 +175,13 @@ class LlamaCppModel:
                 if ticket <= self._cancelled:
                     return
                 end = bool(llama_vocab_is_eog(vocab, token))
-                text = "" if end else decoder.decode(self._llm.detokenize([token]))
+                text = "" if end else decoder.decode(self.llm.detokenize([token]))
                 yield Piece(token, text, end)
                 if end or count >= max_tokens:
                     return
 
     def _cached(self) -> list[int]:
-        return self._llm.input_ids[: self._llm.n_tokens].tolist()
+        return self.llm.input_ids[: self.llm.n_tokens].tolist()
 
     def _bring_back_session(self, prompt: list[int]) -> None:
         """Keep the KV state of a conversation this prompt would overwrite; restore a better one.
@@ -197,27 +199,30 @@ class LlamaCppModel:
         if best is not None:
             self._sessions = [s for s in self._sessions if s is not best]
         if len(cached) - shared >= MIN_SESSION_TOKENS and self.session_states:
-            ctx = self._llm._ctx.ctx
+            ctx = self.llm._ctx.ctx
             size = llama_cpp.llama_state_seq_get_size(ctx, 0)
             buffer = (ctypes.c_uint8 * size)()
             written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
             self._sessions = [*self._sessions, _SessionState(cached, bytes(buffer)[:written])][-self.session_states :]
         if best is not None:
             data = (ctypes.c_uint8 * len(best.data)).from_buffer_copy(best.data)
-            if llama_cpp.llama_state_seq_set_data(self._llm._ctx.ctx, data, len(best.data), 0):
-                self._llm.input_ids[: len(best.tokens)] = best.tokens
-                self._llm.n_tokens = len(best.tokens)
+            if llama_cpp.llama_state_seq_set_data(self.llm._ctx.ctx, data, len(best.data), 0):
+                self.llm.input_ids[: len(best.tokens)] = best.tokens
+                self.llm.n_tokens = len(best.tokens)
 
     def reseed(self, seed: int) -> None:
         """Sample with another seed from now on (independent samples of one question)."""
-        self._llm.set_seed(seed)
+        self.llm.set_seed(seed)
 
     def describe(self) -> dict[str, Any]:
         """Facts about the loaded model, for `doctor` and results."""
+        metadata = self.llm.metadata
+        trained = next((v for k, v in metadata.items() if k.endswith(".context_length")), None)
         return {
             "name": self.name,
             "path": str(self.path),
             "size_bytes": self.size_bytes,
             "context_size": self.context_size,
+            "trained_context": None if trained is None else int(trained),
             "thinking": self.thinking,
         }

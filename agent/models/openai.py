@@ -28,7 +28,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from agent.models.chatml import IM_END, neutralize
-from agent.models.protocol import INSTRUCT_SAMPLING, REASONING_SAMPLING, Generation, ModelError, Piece, Sampling
+from agent.models.protocol import (
+    Generation,
+    ModelError,
+    Piece,
+    Sampling,
+    common_prefix,
+    default_sampling,
+)
 
 END_TOKEN = 0
 """The id of the end piece; no stand-in packs to 0."""
@@ -61,6 +68,9 @@ def unpack(ids: Sequence[int]) -> str:
 
 class OpenAIModel:
     """A model behind an OpenAI-compatible `/v1/completions` endpoint."""
+
+    parallel = True
+    """A server batches requests: several episodes may run at once."""
 
     def __init__(
         self,
@@ -103,12 +113,16 @@ class OpenAIModel:
         self._http = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
         self.grammar_field = grammar_field
         self.seed = seed
+        """The sampling seed sent with each request; None: the server draws its own."""
+        self._seed = seed  # the one in use: `reseed` changes it for independent samples
         self.name = model_name or self._first_model()
         self.context_size = context_size
         props = self._props()
         template = props.get("chat_template", "") if isinstance(props, dict) else ""
-        self.thinking = "<think>" in template if thinking is None else thinking
-        self.sampling = sampling or (REASONING_SAMPLING if self.thinking else INSTRUCT_SAMPLING)
+        self.chat_template = template if isinstance(template, str) else ""
+        """The chat template the server reports (llama.cpp's `/props`), or "" when it reports none."""
+        self.thinking = "<think>" in self.chat_template if thinking is None else thinking
+        self.sampling = sampling or default_sampling(self.thinking)
         self._lock = threading.Lock()
         self._cached: list[int] = []  # what the server last evaluated, as far as we can tell
 
@@ -125,11 +139,7 @@ class OpenAIModel:
         """Stream a continuation of `prompt` from the server; closing the generation aborts the request."""
         prompt = list(prompt)
         with self._lock:
-            reused = 0
-            for a, b in zip(self._cached, prompt, strict=False):
-                if a != b:
-                    break
-                reused += 1
+            reused = common_prefix(self._cached, prompt)
             self._cached = list(prompt)
         body: dict[str, Any] = {
             "model": self.name,
@@ -143,8 +153,8 @@ class OpenAIModel:
             "min_p": self.sampling.min_p,
             "repeat_penalty": self.sampling.repeat_penalty,
         }
-        if self.seed is not None:
-            body["seed"] = self.seed
+        if self._seed is not None:
+            body["seed"] = self._seed
         if grammar and self.grammar_field:
             body[self.grammar_field] = grammar
         return Generation(reused, len(prompt) - reused, self._pieces(body, max_tokens))
@@ -212,6 +222,10 @@ class OpenAIModel:
             return ModelError(f"the model server at {self.base_url} refused the API key (HTTP {response.status_code})")
         detail = response.text.strip().replace("\n", " ")[:300]
         return ModelError(f"the model server at {self.base_url} answered HTTP {response.status_code}: {detail}")
+
+    def reseed(self, seed: int) -> None:
+        """Send another seed from now on (independent samples of one question)."""
+        self._seed = seed
 
     def describe(self) -> dict[str, Any]:
         """Facts about the served model, for `doctor` and results."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 class ModelError(Exception):
@@ -40,6 +40,11 @@ REASONING_SAMPLING = Sampling()
 """QwQ-32B's recommended sampling, the default for reasoning models."""
 INSTRUCT_SAMPLING = Sampling(temperature=0.2, top_p=0.9, top_k=40, min_p=0.05)
 """A cooler default for small instruct models, which drift at QwQ's temperature."""
+
+
+def default_sampling(thinking: bool) -> Sampling:
+    """QwQ's recommendation for a reasoning model, the cooler one for an instruct model."""
+    return REASONING_SAMPLING if thinking else INSTRUCT_SAMPLING
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,12 @@ class Model(Protocol):
     """Tokens the context holds: prompt and generation together."""
     sampling: Sampling
     """The sampling it generates with."""
+    chat_template: str
+    """Its chat template (Jinja), or "" when unknown; the agent reads from it where tool calls go."""
+    seed: int | None
+    """The sampling seed; None when each generation draws its own."""
+    parallel: bool
+    """Whether it serves several episodes at once (a server does; one in-process model does not)."""
 
     def tokenize(self, text: str, special: bool) -> list[int]:
         """Tokens of `text`; special tokens such as `<|im_end|>` are parsed only if `special`."""
@@ -93,6 +104,14 @@ class Model(Protocol):
 
     def generate(self, prompt: Sequence[int], *, max_tokens: int, grammar: str | None = None) -> Generation:
         """Continue `prompt`, at most `max_tokens` tokens, stopping after an end token."""
+        ...
+
+    def reseed(self, seed: int) -> None:
+        """Sample with another seed from now on (independent samples of one question)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about the model for traces, `doctor` and `/model`: at least name and context_size."""
         ...
 
 

@@ -1,17 +1,18 @@
 """Traces: every event of a run written to a JSONL file, replayed in the terminal, drawn as HTML.
 
-`Tracer(path).attach(agent)` makes every episode of `agent` (its `run`, `stream` and chats) write
-one JSON line per event: a header line, then per episode its question, reasoning and answer
-chunks, tool calls, observations, step figures (tokens, prefill and generation time, tokens per
-second, context used) and the final `Result`, each stamped with `t`, seconds since the trace
-began, and the episode's number (batches interleave episodes). Lines are flushed as they are
-written, so a killed run leaves a readable trace.
+`Tracer(path)` is an observer (`Agent(observers=[tracer])`, or `tracer.attach(agent)`): every
+episode of the agent (its `run`, `stream`, `resume` and chats) writes one JSON line per event:
+a header line, then per episode its question, reasoning and answer chunks, tool calls,
+observations, step figures (tokens, prefill and generation time, tokens per second, context
+used) and the final `Result`, each stamped with `t`, seconds since the trace began, and the
+episode's number (batches interleave episodes). Lines are flushed as they are written, so a
+killed run leaves a readable trace.
 
 `load` reads a trace back, type-checking every field (`agent.ui.trace_schema`; errors name the
 line and the field) and `replay` shows it through a `View`;
 `agent.ui.trace_html` renders it as one self-contained page.
 
-This module does not run models or tools, and does not decide what is shown live (`agent.view`).
+This module does not run models or tools, and does not decide what is shown live (`agent.ui.view`).
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,12 +90,7 @@ def to_event(record: dict[str, Any]) -> records.Event | None:
     if kind == "approval":
         return records.ApprovalRequested(record["tool"], record["arguments"], record["reason"])
     if kind == "final":
-        result = dict(record["result"])
-        result["tool_calls"] = tuple(records.ToolCall(**c) for c in result.get("tool_calls", ()))
-        if result.get("approval"):
-            result["approval"] = records.ApprovalRequested(**result["approval"])
-        known = {f.name for f in dataclass_fields(records.Result)}  # a newer trace may carry more
-        return records.Final(records.Result(**{k: v for k, v in result.items() if k in known}))
+        return records.Final(records.Result.from_dict(record["result"]))
     return None
 
 
@@ -119,40 +114,31 @@ class Tracer:
         self._header_written = False
 
     def attach(self, agent: Any) -> Any:
-        """Trace every episode `agent` runs from now on (its `stream`, hence `run` and chats); returns it."""
-        model = getattr(agent, "model", None)
-        describe = getattr(model, "describe", None)
-        info = describe() if callable(describe) else {"name": getattr(model, "name", None)}
-        info["context_size"] = getattr(model, "context_size", None)
-        self.header(model=info)
-        agent.stream = self.wrap(agent.stream, context_size=info["context_size"])
+        """Trace every episode `agent` runs from now on (`agent.observers` gets this tracer); returns it."""
+        self.header(model=_model_facts(agent.model))
+        agent.observers.append(self)
         return agent
 
     def header(self, **fields: Any) -> None:
         """Write the header line (once): format version, start time, command, and `fields`."""
-        if not self._header_written:
-            started = datetime.now(UTC).isoformat(timespec="seconds")
-            self._write({"type": "trace", "version": VERSION, "started": started, "command": self._command, **fields})
+        with self._lock:
+            if self._header_written:
+                return
             self._header_written = True
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        self._write({"type": "trace", "version": VERSION, "started": started, "command": self._command, **fields})
 
-    def wrap(
-        self, stream: Callable[..., Iterator[records.Event]], *, context_size: int | None = None
-    ) -> Callable[..., Iterator[records.Event]]:
-        """A `stream(question, **options)` that writes each event before passing it on."""
-
-        def traced(question: str, **options: Any) -> Iterator[records.Event]:
-            with self._lock:
-                self._episodes += 1
-                episode = self._episodes
-            began = self.now()
-            self._write({"type": "question", "episode": episode, "t": began, "text": question})
-            timer = StepTimer(began)
-            for event in stream(question, **options):
-                self.record(event, episode, timer, context_size)
-                yield event
-
-        traced.__wrapped__ = stream  # type: ignore[attr-defined]  # so a chat can stop tracing
-        return traced
+    def episode(self, question: str, model: Any) -> Callable[[records.Event], None]:
+        """An episode begins (the observer protocol, `agent.observers`): its question line, then its events."""
+        facts = _model_facts(model)
+        self.header(model=facts)
+        with self._lock:
+            self._episodes += 1
+            episode = self._episodes
+        began = self.now()
+        self._write({"type": "question", "episode": episode, "t": began, "text": question})
+        timer = StepTimer(began)
+        return lambda event: self.record(event, episode, timer, facts["context_size"])
 
     def record(self, event: records.Event, episode: int, timer: StepTimer, context_size: int | None = None) -> None:
         """Write one event of `episode`; steps get their figures from `timer`."""
@@ -200,6 +186,11 @@ class Tracer:
                 print(f"qwq-agent: warning: trace {self.path} stopped: {self.failed}", file=sys.stderr)
 
 
+def _model_facts(model: Any) -> dict[str, Any]:
+    """What the header says of the model: its `describe()` and its context size."""
+    return {**model.describe(), "context_size": model.context_size}
+
+
 _OPEN: dict[Path, Tracer] = {}
 _OPEN_LOCK = threading.Lock()
 
@@ -236,21 +227,14 @@ class Step:
 
 
 @dataclass
-class Call:
-    """One tool call as read back from a trace."""
+class CallSpan:
+    """One tool call as read back from a trace: the call, and when it ran."""
 
-    name: str
-    """The tool's name ("" for a call that could not be read)."""
-    arguments: dict[str, Any]
-    """The arguments the model passed."""
+    call: records.ToolCall
+    """The call; its output is "" until its observation is read ("" as name: a call that could
+    not be read)."""
     started: float
     """When the call started (trace seconds)."""
-    output: str = ""
-    """The observation the model was shown."""
-    error: bool = False
-    """True when the call failed."""
-    seconds: float = 0.0
-    """Time the tool took."""
     ended: float | None = None
     """When its observation was recorded; None if the trace ends before it."""
 
@@ -265,7 +249,7 @@ class Episode:
     """The question asked."""
     began: float
     """When it began (trace seconds)."""
-    items: list[Step | Call] = field(default_factory=list)
+    items: list[Step | CallSpan] = field(default_factory=list)
     """Its steps and tool calls, in order."""
     result: dict[str, Any] | None = None
     """The final `Result` as a dict; None if the trace ends before it."""
@@ -346,13 +330,15 @@ def _take(episode: Episode, record: dict[str, Any]) -> None:
             episode.items.append(step)
         step.figures, step.ended = record, at
     elif kind == "tool_call":
-        episode.items.append(Call(record["name"], record["arguments"], at))
+        episode.items.append(CallSpan(records.ToolCall(record["name"], record["arguments"], ""), at))
     elif kind == "observation":
-        call = next((c for c in reversed(episode.items) if isinstance(c, Call) and c.ended is None), None)
-        if call is None or call.name != record["name"]:  # a bad call is observed without being started
-            call = Call(record["name"], record["arguments"], at)
-            episode.items.append(call)
-        call.output, call.error, call.seconds, call.ended = record["output"], record["error"], record["seconds"], at
+        span = next((c for c in reversed(episode.items) if isinstance(c, CallSpan) and c.ended is None), None)
+        if span is None or span.call.name != record["name"]:  # a bad call is observed without being started
+            span = CallSpan(records.ToolCall(record["name"], record["arguments"], ""), at)
+            episode.items.append(span)
+        observed = to_event(record)
+        assert isinstance(observed, records.Observation)
+        span.call, span.ended = observed.call, at
     elif kind == "final":
         episode.result, episode.ended = record["result"], at
     elif kind != "approval":

@@ -18,7 +18,7 @@ import json
 import re
 from typing import Any
 
-from agent.ui.trace import Call, Episode, Step, Trace
+from agent.ui.trace import CallSpan, Episode, Step, Trace
 
 _STYLE = """
 :root { --bg:#fbfaf7; --ink:#1d1b26; --dim:#6b6878; --think:#7c5cc4; --answer:#1f8a4c; --tool:#d07a12;
@@ -106,7 +106,8 @@ def _timeline(episode: Episode) -> str:
                 segments.append(("model", item.began, stop, title))
         else:
             stop = item.ended if item.ended is not None else end
-            segments.append(("error" if item.error else "tool", item.started, stop, f"{item.name or 'bad call'}"))
+            kind = "error" if item.call.error else "tool"
+            segments.append((kind, item.started, stop, item.call.name or "bad call"))
     spans = []
     for kind, start, stop, title in segments:
         left = 100 * (start - episode.began) / span
@@ -142,7 +143,8 @@ def _step_html(step: Step) -> str:
     return f'<li class="step">{"".join(parts)}</li>'
 
 
-def _call_html(call: Call) -> str:
+def _call_html(span: CallSpan) -> str:
+    call = span.call
     arguments = json.dumps(call.arguments, ensure_ascii=False, indent=1 if len(str(call.arguments)) > 80 else None)
     code = call.arguments.get("code") if isinstance(call.arguments.get("code"), str) else None
     mark = "✗" if call.error else "→"
@@ -159,7 +161,7 @@ def _episode_html(episode: Episode) -> str:
     stats = result.get("stats") or {}
     figures = [
         ("steps", stats.get("steps", sum(isinstance(i, Step) for i in episode.items))),
-        ("tool calls", stats.get("tool_calls", sum(isinstance(i, Call) for i in episode.items))),
+        ("tool calls", stats.get("tool_calls", sum(isinstance(i, CallSpan) for i in episode.items))),
         ("prompt evaluated", f"{stats.get('prompt_evaluated', 0):,}"),
         ("reused", f"{stats.get('prompt_reused', 0):,}"),
         ("generated", f"{stats.get('generated_tokens', 0):,}"),

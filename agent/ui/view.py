@@ -10,15 +10,17 @@ answer ends in a highlighted panel with LaTeX-ish math made readable. When the o
 `← output  (0.30s)`) with no escape codes. Text from the model, tools, traces and sessions is
 shown through `agent.ui.terminal.printable`, so nothing in it can act on the terminal.
 
-`StepTimer` derives per-step figures (prefill and generation time, tokens per second, context
-used) from event arrival times; traces use it too. This module only prints: it never runs a
-model, and rich is imported only when a colour view is made, so importing it stays cheap.
+A `View` is also an observer (`Agent(observers=[view])`): it then shows every episode itself.
+Per-step figures come from `agent.ui.timing`, readable math from `agent.ui.mathtext`. This module
+only prints: it never runs a model, and rich is imported only when a colour view is made, so
+importing it stays cheap.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from agent.core import records
@@ -106,6 +108,12 @@ class View:
                 self.console.print(Text("? ", style="bold magenta") + Text(printable(question), style="bold"))
             else:
                 self.line(f"? {question}")
+
+    def episode(self, question: str, model: Any) -> Callable[[Event], None]:
+        """The observer protocol (`Agent(observers=[view])`): show every event of the episode."""
+        self.context_size = self.context_size or model.context_size
+        self.begin()
+        return lambda event: None if self.show(event) is None else self.close()
 
     def show(self, event: Event, at: float | None = None) -> Result | None:
         """Render one event (`at`: when it happened, for replays); returns the `Result` at the end."""
@@ -291,10 +299,10 @@ class View:
         from rich.panel import Panel
         from rich.text import Text
 
-        stats = result.stats or {}
+        used = result.usage
         subtitle = (
-            f"{_count(stats.get('steps', 0), 'step')} · {_count(stats.get('tool_calls', 0), 'tool call')} · "
-            f"{_count(stats.get('generated_tokens', 0), 'token')} · {stats.get('time_total_s', 0):.1f} s"
+            f"{_count(used.steps, 'step')} · {_count(used.tool_calls, 'tool call')} · "
+            f"{_count(used.generated_tokens, 'token')} · {used.time_total_s:.1f} s"
         )
         body = Text(printable(readable_math(result.answer or "")), style="bold")
         # Wide enough for the figures underneath, never wider than the terminal.

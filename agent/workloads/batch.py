@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
+
+from agent.api import unattended
+from agent.workloads.jsonl import Appender, records
 
 
 class BatchError(ValueError):
@@ -107,39 +108,7 @@ def read_tasks(path: str | os.PathLike[str]) -> list[Task]:
 
 def finished_ids(path: str | os.PathLike[str]) -> set[str]:
     """Ids already in an output file, after cutting off a torn last line."""
-    file = Path(path)
-    if not file.exists():
-        return set()
-    data = file.read_bytes()
-    whole = data[: data.rfind(b"\n") + 1]
-    if len(whole) < len(data):  # a write cut short: drop the fragment so the file stays whole lines
-        with open(file, "r+b") as f:
-            f.truncate(len(whole))
-    ids = set()
-    for raw in whole.splitlines():
-        try:
-            ids.add(str(json.loads(raw)["id"]))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue  # not ours: leave it, it names no task
-    return ids
-
-
-class Appender:
-    """Appends JSON lines, each in one `write` call, from any number of threads."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self.lock = threading.Lock()
-
-    def write(self, record: dict[str, Any]) -> None:
-        data = (json.dumps(record, ensure_ascii=False) + "\n").encode()
-        with self.lock:
-            view = memoryview(data)
-            while view:  # a regular file takes it all at once; the loop covers the exotic rest
-                view = view[os.write(self.fd, view) :]
-
-    def close(self) -> None:
-        os.close(self.fd)
+    return {str(r["id"]) for r in records(path) if "id" in r}
 
 
 def run_batch(
@@ -164,23 +133,18 @@ def run_batch(
     def status() -> Progress:
         return Progress(len(tasks), len(tasks) - len(todo), seconds=time.monotonic() - began, **counts)
 
-    local = threading.local()
+    answer = unattended(agent)  # a copy of the agent per worker; approvals declined: nobody to ask
 
     def solve(task: Task) -> dict[str, Any]:
-        if not hasattr(local, "agent"):
-            local.agent = agent.copy()
-        worker_agent = local.agent
         started = time.monotonic()
-        result = worker_agent.run(task.question)
-        while result.stop_reason == "approval":  # nobody to ask in a batch
-            result = worker_agent.resume(approve=False)
+        result = answer(task.question)
         return {
             "id": task.id,
             "question": task.question,
             "answer": result.answer,
             "stop_reason": result.stop_reason,
             "tool_calls": [asdict(c) for c in result.tool_calls],
-            "stats": {k: v for k, v in result.stats.items() if k != "per_step"},
+            "stats": {k: v for k, v in result.usage.to_dict().items() if k != "per_step"},
             "seconds": round(time.monotonic() - started, 3),
         }
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.core.records import Usage
 from agent.models.protocol import Generation
 from agent.workloads.model_bench import binding_efficiency, episodes, grammar_cost, prompt_lookup
 
@@ -47,9 +48,13 @@ def noop_tool() -> Any:
     from tools import tool
 
     @tool
-    def noop() -> str:
-        """Do nothing and say so."""
-        return "ok"
+    def noop(n: int) -> str:
+        """Do nothing and say so.
+
+        Args:
+            n: Which call this is (each call is new: the loop breaker stops repeated ones).
+        """
+        return f"ok {n}"
 
     return noop
 
@@ -75,20 +80,24 @@ def zero_cost_model(turns: Sequence[str]) -> Any:
     return ZeroCost(turns)
 
 
-def framework_overhead(steps: int, rounds: int) -> float:
-    """Milliseconds per step of an episode on a scripted zero-cost model with a no-op tool."""
+def framework_overhead(steps: int, rounds: int) -> tuple[float, Usage]:
+    """Milliseconds per step of an episode on a scripted zero-cost model with a no-op tool.
+
+    Also returns the last episode's usage: what really ran (`steps` calls, then the answer).
+    """
     from agent.api import Agent
 
-    call = '<tool_call>\n{"name": "noop", "arguments": {}}\n</tool_call>'
+    calls = [f'<tool_call>\n{{"name": "noop", "arguments": {{"n": {k}}}}}\n</tool_call>' for k in range(steps)]
     per_step = []
+    usage = Usage()
     for _ in range(rounds):
-        model = zero_cost_model([call] * steps + ["done"])
+        model = zero_cost_model([*calls, "done"])
         agent = Agent(model, [noop_tool()], examples=(), max_steps=steps + 1, tool_choice="auto")
         began = time.perf_counter()
-        result = agent.run("Call noop until told otherwise.")
+        usage = agent.run("Call noop until told otherwise.").usage
         elapsed = time.perf_counter() - began
-        per_step.append(elapsed / result.stats["steps"] * 1000)
-    return statistics.median(per_step)
+        per_step.append(elapsed / usage.steps * 1000)
+    return statistics.median(per_step), usage
 
 
 def cli_startup(runs: int) -> float:
@@ -244,7 +253,9 @@ def _run(
             )
 
     def do_overhead() -> None:
-        figures["framework_overhead_ms_per_step"] = round(framework_overhead(8 if quick else 24, rounds), 3)
+        per_step, usage = framework_overhead(8 if quick else 24, rounds)
+        figures["framework_overhead_ms_per_step"] = round(per_step, 3)
+        details["framework_overhead_steps"] = usage.steps
 
     def do_cli() -> None:
         figures["cli_startup_ms"] = round(cli_startup(3 if quick else 9), 1)

@@ -103,8 +103,7 @@ def check_model(spec: str | None = None, context_size: int = 8192) -> Check:
             return Check("model", "fail", str(exc), MODELSCOPE_INSTALL)
         return Check("model", "fail", str(exc), "pass --model with a path to a whole .gguf file")
     facts = model.describe()
-    metadata = getattr(getattr(model, "_llm", None), "metadata", {}) or {}
-    trained = next((v for k, v in metadata.items() if k.endswith(".context_length")), None)
+    trained = facts.get("trained_context")
     detail = (
         f"{facts['name']} ({path}): {facts['size_bytes'] / 2**30:.2f} GiB, context {facts['context_size']:,}"
         + (f" of {int(trained):,} trained" if trained else "")

@@ -25,11 +25,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from agent.core.files import check_writable, write_atomically
 from agent.core.grading import extract_answer, is_equivalent
 from agent.workloads import countdown
+from agent.workloads.jsonl import Appender, records
 
 QUESTION_KEYS = ("question", "problem", "Question", "Problem", "prompt", "input")
 ANSWER_KEYS = ("answer", "Answer", "final_answer", "target", "output", "expected_answer")
@@ -233,7 +234,7 @@ def grade(item: Item, result: Any, config: str, seconds: float) -> ItemResult:
     else:
         prediction = extract_answer(answer) if answer else ""
         correct = bool(prediction) and is_equivalent(prediction, item.reference)
-    stats = result.stats or {}
+    used = result.usage
     return ItemResult(
         id=item.id,
         config=config,
@@ -242,32 +243,25 @@ def grade(item: Item, result: Any, config: str, seconds: float) -> ItemResult:
         correct=correct,
         answer=answer,
         stop_reason=result.stop_reason,
-        steps=int(stats.get("steps", 0)),
+        steps=used.steps,
         tool_calls=len(result.tool_calls),
         tool_errors=sum(1 for c in result.tool_calls if c.error),
-        generated_tokens=int(stats.get("generated_tokens", 0)),
-        thinking_tokens=int(stats.get("thinking_tokens", 0)),
-        prompt_evaluated=int(stats.get("prompt_evaluated", 0)),
+        generated_tokens=used.generated_tokens,
+        thinking_tokens=used.thinking_tokens,
+        prompt_evaluated=used.prompt_evaluated,
         seconds=round(seconds, 3),
         verdict=verdict,
     )
 
 
 def read_results(path: str | Path) -> list[ItemResult]:
-    """Results already in a results file; a line cut off by an interrupted run is ignored."""
-    path = Path(path)
-    if not path.exists():
-        return []
+    """Results already in a results file; a line cut off by an interrupted run is dropped."""
     names = {f for f in ItemResult.__dataclass_fields__}
-    results = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # the half-written last line of a killed run: that item simply runs again
-        if isinstance(record, dict) and {"id", "config", "correct"} <= record.keys():
-            results.append(ItemResult(**{k: v for k, v in record.items() if k in names}))
-    return results
+    return [
+        ItemResult(**{k: v for k, v in record.items() if k in names})
+        for record in records(path)
+        if {"id", "config", "correct"} <= record.keys()
+    ]
 
 
 @dataclass
@@ -277,16 +271,6 @@ class Progress:
     start: Callable[[int, int, int], None] = lambda total, done, correct: None
     advance: Callable[[ItemResult], None] = lambda result: None
     finish: Callable[[], None] = lambda: None
-
-
-@dataclass
-class _Writer:
-    out: IO[str] | None
-
-    def write(self, result: ItemResult) -> None:
-        if self.out is not None:
-            self.out.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
-            self.out.flush()  # on disk at once: a killed run resumes after this item
 
 
 def evaluate(
@@ -312,14 +296,10 @@ def evaluate(
     done = [previous[i.id] for i in items if i.id in previous]
     todo = [item for item in items if item.id not in previous]
     progress.start(len(items), len(done), sum(r.correct for r in done))
-    handle = None
-    if output is not None:
-        path = check_writable(output) if not Path(output).exists() else Path(output)
-        needs_newline = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
-        handle = path.open("a", encoding="utf-8")
-        if needs_newline:
-            handle.write("\n")
-    writer, lock = _Writer(handle), threading.Lock()
+    if output is not None and not Path(output).exists():
+        check_writable(output)  # never a directory made silently
+    out = Appender(output) if output is not None else None  # each result on disk at once: a kill loses none
+    lock = threading.Lock()
 
     def one(item: Item) -> ItemResult:
         began = time.monotonic()
@@ -327,8 +307,9 @@ def evaluate(
             result = grade(item, run(item.question), config, time.monotonic() - began)
         except Exception as exc:  # one broken episode must not lose the rest of a long run
             result = ItemResult(item.id, config, "", item.reference, False, error=f"{type(exc).__name__}: {exc}")
+        if out is not None:
+            out.write(asdict(result))
         with lock:
-            writer.write(result)
             progress.advance(result)
         return result
 
@@ -339,8 +320,8 @@ def evaluate(
         else:
             new = [one(item) for item in todo]
     finally:
-        if handle is not None:
-            handle.close()
+        if out is not None:
+            out.close()
         progress.finish()
     by_id = {r.id: r for r in [*done, *new] if r.id in wanted}
     return [by_id[i.id] for i in items if i.id in by_id]
@@ -468,11 +449,5 @@ def plot(summaries: Sequence[Summary], path: str | Path) -> None:
 
 
 def serves_in_parallel(model: Any) -> bool:
-    """Whether episodes on `model` may run at once: a served model (or one that says `parallel`)."""
-    if getattr(model, "parallel", False):
-        return True
-    try:
-        from agent.models.openai import OpenAIModel
-    except ImportError:
-        return False
-    return isinstance(model, OpenAIModel)
+    """Whether episodes on `model` may run at once (a served model says so: `Model.parallel`)."""
+    return bool(model.parallel)

@@ -76,7 +76,8 @@ class Driven:
         self.opened = opened
         self.call_tokens = call_tokens
         self.name, self.thinking, self.context_size = model.name, model.thinking, model.context_size
-        self.sampling = model.sampling
+        self.sampling, self.chat_template, self.seed = model.sampling, model.chat_template, model.seed
+        self.parallel = False
         self.grammar = grammar
         self.answer_tokens = answer_tokens
         self.force = 0
@@ -86,6 +87,12 @@ class Driven:
 
     def tokenize(self, text: str, special: bool) -> list[int]:
         return list(self.inner.tokenize(text, special))
+
+    def reseed(self, seed: int) -> None:
+        self.inner.reseed(seed)
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.inner.describe())
 
     def generate(self, prompt: Sequence[int], *, max_tokens: int, grammar: str | None = None) -> Generation:
         first = grammar is None
@@ -172,8 +179,8 @@ def episodes(model: Any, quick: bool) -> dict[str, Any]:
         first_call = len(driven.calls)
         result = chats[session].send(QUESTIONS[q])
         turns.append((session, result, driven.calls[first_call:]))
-    new = sum(r.stats["prompt_tokens"] for _, r, _ in turns)
-    evaluated = sum(r.stats["prompt_evaluated"] for _, r, _ in turns)
+    new = sum(r.usage.prompt_tokens for _, r, _ in turns)
+    evaluated = sum(r.usage.prompt_evaluated for _, r, _ in turns)
     tool_steps = [sum(1 for c in r.tool_calls if not c.error) for _, r, _ in turns]
     ttft = [_ttft_steps(turns[k][2]) for k in ((1,) if quick else (1, 5))]
     warm = turns[1][2]
@@ -207,7 +214,7 @@ def ttft_side_by_side(model: Any, before: Request, turn: Sequence[Request], roun
     the cache that step really had (its prompt minus what it evaluated): step 1, step 8, step
     1, ... so that a machine busy with other work slows both alike.
     """
-    llm, s = model._llm, model.sampling
+    llm, s = model.llm, model.sampling
     starts = [c for c in turn if c.first_of_step]
     previous = {id(starts[0]): before}
     for call, earlier in zip(turn[1:], turn, strict=False):
@@ -253,7 +260,7 @@ def naive_replay(model: Any, calls: Sequence[Request]) -> int:
     count follows llama.cpp's rule: everything after the longest common prefix with the cache is
     evaluated, and a fully cached prompt still replays its last token.
     """
-    llm = model._llm
+    llm = model.llm
     steps: list[tuple[list[int], list[int]]] = []  # (step prompt, tokens sampled in the step)
     for call in calls:
         if call.first_of_step:
@@ -306,7 +313,7 @@ def binding_efficiency(model: Any, tokens: int, rounds: int) -> tuple[float, lis
 
     driven = Driven(model, answer_tokens=tokens)
     agent = Agent(driven, [], examples=(), max_steps=1, max_tokens=tokens)
-    llm, s = model._llm, model.sampling
+    llm, s = model.llm, model.sampling
     ratios, agent_rates, raw_rates = [], [], []
     for _ in range(rounds):
         del driven.calls[:]
@@ -395,7 +402,7 @@ def prompt_lookup(model: Any, tokens: int, rounds: int) -> tuple[float, int | No
     from llama_cpp import Llama
     from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
-    plain = model._llm
+    plain = model.llm
     drafted = Llama(
         model_path=str(model.path),
         n_ctx=2048,

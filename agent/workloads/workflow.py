@@ -14,10 +14,11 @@
         tools: []
     output: report        # the answer printed at the end (default: the last step's)
 
-Step options: `prompt` (required), `tools` (built-in names; [] for none), `max_steps`,
-`max_tokens`, `max_seconds`, `tool_choice`. The whole file is checked before anything runs, and
-every problem is reported as `FILE:LINE: where: what`, with a suggestion for a misspelt key or
-variable. Each step is one episode with its own agent on the shared model.
+Step options: `prompt` (required), `tools` (built-in names; [] for none; by default the
+agent's), and any agent option of `agent.core.settings` by name (`max_steps`, `max_tokens`,
+`thinking_budget`, `verify`, ...), checked against its type. The whole file is checked before
+anything runs, and every problem is reported as `FILE:LINE: where: what`, with a suggestion for
+a misspelt key or variable. Each step is one episode on an agent derived from the one given.
 
 This module does not loop, branch or run steps in parallel, and templates do no more than
 substitute `{{name}}`: a workflow is a straight pipeline, so that a file reads as what it does.
@@ -34,17 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.records import Result
+from agent.core.settings import OPTIONS, check_option
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOP_KEYS = ("name", "description", "vars", "defaults", "steps", "output")
-_STEP_OPTIONS: dict[str, type | tuple[type, ...]] = {
-    "tools": list,
-    "max_steps": int,
-    "max_tokens": int,
-    "max_seconds": (int, float),
-    "tool_choice": str,
-}
+_STEP_KEYS = ("tools", *(name for name in OPTIONS if name != "examples"))
+"""What a step (or `defaults`) may set: its tools, and any agent option by name."""
 
 
 class WorkflowError(ValueError):
@@ -94,14 +91,17 @@ class Workflow:
 
     def run(
         self,
-        model: Any,
+        agent: Any,
         variables: Mapping[str, str] | None = None,
         *,
-        approval: str = "auto",
+        approval: str | None = None,
         ask: Callable[[Any, Step, str, bool], Result] | None = None,
     ) -> WorkflowResult:
-        """Run the steps in order on `model`, stopping at the first step without an answer.
+        """Run the steps in order, stopping at the first step without an answer.
 
+        Each step runs on an agent derived from `agent` (`Agent.derive`): its options, observers
+        and checkpointer, with the step's tools and options laid over them. `agent` may also be a
+        model (an `Agent` with the built-in tools is made on it) and `approval` its policy.
         A step whose prompt uses the answer of a tainted step (one that web text could have
         steered, `Result.tainted`) starts tainted itself, so its code waits for approval.
         `ask(agent, step, prompt, tainted)` runs one step (the CLI streams it and asks for
@@ -110,6 +110,9 @@ class Workflow:
         from agent.api import Agent
         from tools import default_tools
 
+        base = agent if isinstance(agent, Agent) else Agent(agent)
+        if approval is not None:
+            base = base.derive(approval=approval)
         values = self.bind(variables or {})
         results: list[tuple[str, Result]] = []
         tainted_steps: set[str] = set()
@@ -117,9 +120,9 @@ class Workflow:
             prompt = fill(step.prompt, values)
             tainted = any(name in tainted_steps for name in _PLACEHOLDER.findall(step.prompt))
             options = dict(step.options)
-            tools = default_tools(options.pop("tools", None))
-            agent = Agent(model, tools, approval=approval, **options)  # type: ignore[arg-type]
-            result = ask(agent, step, prompt, tainted) if ask else agent.run(prompt, tainted=tainted)
+            tools = default_tools(options.pop("tools")) if "tools" in options else None
+            step_agent = base.derive(tools, **options)
+            result = ask(step_agent, step, prompt, tainted) if ask else step_agent.run(prompt, tainted=tainted)
             results.append((step.id, result))
             if result.tainted:
                 tainted_steps.add(step.id)
@@ -215,7 +218,7 @@ class _Checker:
         steps: list[Step] = []
         for index, node in enumerate(steps_node.value, start=1):
             what = f"steps[{index}]"
-            fields = self.mapping(node, what, ("id", "prompt", *_STEP_OPTIONS))
+            fields = self.mapping(node, what, ("id", "prompt", *_STEP_KEYS))
             for required in ("id", "prompt"):
                 if required not in fields:
                     raise self.fail(node, what, f"needs {required!r}")
@@ -262,9 +265,9 @@ class _Checker:
 
         from tools import BUILTIN
 
-        fields = fields if fields is not None else self.mapping(node, what, tuple(_STEP_OPTIONS))
+        fields = fields if fields is not None else self.mapping(node, what, _STEP_KEYS)
         options: dict[str, Any] = {}
-        for key, kind in _STEP_OPTIONS.items():
+        for key in _STEP_KEYS:
             if key not in fields:
                 continue
             value_node = fields[key][1]
@@ -284,10 +287,9 @@ class _Checker:
                 options[key] = names
                 continue
             value = self.scalar(value_node, f"{what}.{key}")
-            too_small = isinstance(value, int | float) and value <= 0
-            if not isinstance(value, kind) or isinstance(value, bool) or too_small:
-                expected = "text" if kind is str else "a number above zero"
-                raise self.fail(value_node, f"{what}.{key}", f"must be {expected}, not {value!r}")
+            problem = check_option(key, value)
+            if problem is not None:
+                raise self.fail(value_node, f"{what}.{key}", problem)
             options[key] = value
         return options
 

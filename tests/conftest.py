@@ -1,0 +1,22 @@
+"""Shared fixtures; the shared helpers themselves (tools, scripted agents, a fake server) are in helpers.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+
+import pytest
+from helpers import FakeServer
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., FakeServer]]:
+    """`serve(respond, template="")`: a `FakeServer` running on 127.0.0.1 until the test ends."""
+    with ExitStack() as stack:
+
+        def start(respond: Callable[[str], str], *, template: str = "") -> FakeServer:
+            server = FakeServer(respond, template=template)
+            stack.enter_context(server.running())
+            return server
+
+        yield start
