@@ -62,8 +62,8 @@ class Agent:
                 `thinking_budget=2048`, `hint=True`, `samples=5`, `approval="never"`, ...),
                 laid over `settings`: an option given here always wins. `approval`: "auto" (tools
                 marked `needs_approval`, and code execution once the conversation is tainted: a
-                tool marked `untrusted` was called in it, see `Result.tainted`), "always" or "never". When `model` is not a
-                `Model`, also the options of `LlamaCppModel` (context_size, n_gpu_layers,
+                tool marked `untrusted` was called in it, see `Result.tainted`), "always" or
+                "never". When `model` is not a `Model`, also the options of `LlamaCppModel` (context_size, n_gpu_layers,
                 threads, seed, sampling, thinking).
         """
         model_options = {k: options.pop(k) for k in MODEL_OPTIONS if k in options}
@@ -134,10 +134,10 @@ class Agent:
         approval ends the stream with an `ApprovalRequested` event and a `Final` whose result
         has `stop_reason="approval"`.
         """
-        return self._observed(question, self._stream(question, history, session, config))
+        return self._observed(question, self._stream(question, history, session, tainted, config))
 
     def _stream(
-        self, question: str, history: State | None, session: str | None, config: dict[str, Any]
+        self, question: str, history: State | None, session: str | None, tainted: bool, config: dict[str, Any]
     ) -> Iterator[Event]:
         if session is not None and self.checkpointer is None:
             raise ValueError("session= needs a checkpointer (see agent.sessions.open_sessions)")
