@@ -136,7 +136,7 @@ def test_instances_round_trip_through_a_data_file_and_tinyzero_records_load(tmp_
 
 def answering(table: dict[str, str]):  # type: ignore[no-untyped-def]
     def run(question: str) -> Result:
-        return Result(table[question], "", (), {"steps": 1})
+        return Result(table[question], "", ())
 
     return run
 

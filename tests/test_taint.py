@@ -37,7 +37,7 @@ def write_canary(path: Path) -> str:
     return call("python", code=f"open({str(path)!r}, 'w').write('ran')")
 
 
-@tool(name="python")
+@tool(name="python", runs_code=True)
 def host_python(code: str) -> str:
     """Run Python code (on the host: a stand-in for the sandbox whose effects the test can see).
 

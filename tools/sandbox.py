@@ -256,7 +256,7 @@ class Sandbox:
         cell.__doc__ = run_python.__doc__
         if self.session and cell.__doc__:
             cell.__doc__ = cell.__doc__.replace(_FRESH, _KEPT)
-        return tool(name="python")(cell)
+        return tool(name="python", runs_code=True)(cell)
 
     def close(self) -> None:
         """Kill the worker and everything in the sandbox."""
@@ -469,4 +469,4 @@ def run_python(code: str, timeout: float = 10.0) -> str:
     return observe(execute(code, timeout), timeout)
 
 
-python = tool(name="python")(run_python)
+python = tool(name="python", runs_code=True)(run_python)

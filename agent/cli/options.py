@@ -10,6 +10,7 @@ This module parses and builds; it runs no episode.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -154,7 +155,11 @@ def make_agent(args: argparse.Namespace) -> Agent:
 
 def _status(text: str) -> None:
     """A status line on a terminal's stderr while nothing else shows (loading a model takes a while)."""
-    if sys.stderr.isatty():
+    if not sys.stderr.isatty():
+        return
+    if os.environ.get("NO_COLOR"):  # plain text: no cursor control, one line of its own
+        print(text, file=sys.stderr, flush=True)
+    else:
         print(f"\r\033[2K{text}", end="\r", file=sys.stderr, flush=True)
 
 
