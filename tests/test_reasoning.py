@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import add, call
+from helpers import QWQ_TEMPLATE, add, call
 
 from agent import Agent
 from agent.core.policy import default_hint
@@ -115,11 +115,15 @@ def test_calls_in_reasoning_ignored() -> None:
 
 
 def test_default_policy_follows_the_template() -> None:
-    qwq = "... message.content.split('</think>')[-1] ..."
+    qwq = QWQ_TEMPLATE
     qwq_like = ScriptedModel([THOUGHT_WITH_CALL + "\n</think>\n\n4"], thinking=True, chat_template=qwq)
     result = Agent(qwq_like, [add], examples=()).run("2+2?")
     assert result.tool_calls == ()  # QwQ's template renders calls after the thought: ignore inside it
-    plain = ScriptedModel([THOUGHT_WITH_CALL, "4"], thinking=True, chat_template="{{ message.content }}")
+    chatml = (  # plain ChatML (SmolLM2's): no </think>, so a call may come inside the thought
+        "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+        "'<|im_end|>\n'}}{% endfor %}"
+    )
+    plain = ScriptedModel([THOUGHT_WITH_CALL, "4"], thinking=True, chat_template=chatml)
     assert len(Agent(plain, [add], examples=()).run("2+2?").tool_calls) == 1
     unknown = ScriptedModel([THOUGHT_WITH_CALL + "\n</think>\n\n4"], thinking=True)  # a server that says nothing
     assert Agent(unknown, [add], examples=()).run("2+2?").tool_calls == ()  # a reasoning model: as QwQ

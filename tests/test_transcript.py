@@ -7,8 +7,10 @@ import re
 import pytest
 from helpers import jinja_render
 
+from agent.core.formats.chatml import assistant_prompt, observation, render
 from agent.core.records import Call
-from agent.core.transcript import Message, Segment, Transcript, assistant_prompt, neutralize, observation, render
+from agent.core.transcript import Message, Segment, Transcript
+from agent.models.chatml import neutralize
 
 CALC = {
     "type": "function",

@@ -16,6 +16,7 @@ decided here; parsing, tokenizing and tool schemas are not.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, TypedDict
 
 from langgraph.config import get_stream_writer
@@ -23,8 +24,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
 import prompts
-from agent.core.grammar import tool_call_grammar
-from agent.core.parse import BadCall, ParsedCall, StreamParser
+from agent.core.formats import for_template
+from agent.core.parse import BadCall, ParsedCall
 from agent.core.policy import (
     MAX_REPETITIONS,
     approved_call,
@@ -36,17 +37,9 @@ from agent.core.policy import (
 )
 from agent.core.records import Observation, StepFinished, StepUsage, ToolCall, ToolCallStarted, Usage
 from agent.core.settings import Budget, Settings
-from agent.core.transcript import (
-    IM_END,
-    THINK_CLOSE,
-    Message,
-    Segment,
-    Transcript,
-    assistant_prompt,
-    observation,
-    render,
-)
+from agent.core.transcript import Message, Segment, Transcript
 from agent.core.turn import Turn
+from agent.models.families import thinks
 from agent.models.protocol import Model
 from tools import Registry
 
@@ -86,10 +79,13 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
     forced = [s for s in schemas if tool_choice in ("required", s["function"]["name"])]
     if tool_choice not in ("auto", "required", "none") and not forced:
         raise ValueError(f"tool_choice names no registered tool: {tool_choice!r}")
-    open_grammar = tool_call_grammar(schemas) if schemas else None
-    forced_grammar = tool_call_grammar(forced, opened=False) if forced else None
+    fmt = for_template(model.chat_template, settings.chat_format, bos_token=getattr(model, "bos_token", ""))
+    open_grammar = fmt.grammar(schemas, opened=True) if schemas else None
+    forced_grammar = fmt.grammar(forced, opened=False) if forced else None
     thinking = model.thinking if settings.reasoning is None else settings.reasoning
-    controls = settings.controls
+    if settings.reasoning is None and settings.chat_format is not None:
+        thinking = thinks(fmt.name)
+    controls = replace(settings.controls, close_text=fmt.close_text(settings.controls.close_text))
     in_thought = calls_in_thought(controls.calls_in_reasoning, model.chat_template, model.thinking)
 
     def tokenize(text: str, special: bool) -> list[int]:
@@ -100,9 +96,9 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
         question = Message("user", state["question"])
         if not transcript.tokens:
             preamble = [Message("system", settings.system_prompt or ""), *(settings.examples or ())]
-            transcript.extend(render([*preamble, question], schemas))
+            transcript.extend(fmt.render([*preamble, question], schemas, thinking=thinking))
         else:
-            transcript.extend(render([question]))
+            transcript.extend(fmt.render([question], thinking=thinking))
         return {
             "tokens": transcript.tokens,
             "text": transcript.text,
@@ -143,19 +139,18 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
         final = state.get("final") or over_budget(state)
         nudge = prompts.text("final.md", reason=final) if final else state.get("nudge")
         if nudge:
-            transcript.extend(render([Message("user", nudge)]))
-        transcript.extend([Segment(assistant_prompt(thinking), True)])
-        if final and thinking:  # the thought is closed for it: answer now
-            transcript.extend([Segment("\n" + THINK_CLOSE + "\n\n", True)])
+            transcript.extend(fmt.render([Message("user", nudge)], thinking=thinking))
+        # With a final answer due, the thought is closed for the model: it answers now.
+        opening, opened = fmt.prompt(transcript.text, thinking=thinking, answer_now=bool(final))
+        transcript.extend([Segment(opening, True)])
         prompt_new = len(transcript.tokens) - state.get("seen", 0)
         limit = min(
             model.context_size - len(transcript.tokens),
             budget.final_tokens if final else budget.max_tokens - used.generated_tokens,
         )
         deadline = None if budget.max_seconds is None else began + budget.max_seconds - used.time_total_s
-        parser = StreamParser(
-            thinking=thinking and not final, calls=use_tools and not final, calls_in_thought=in_thought
-        )
+        parser = fmt.parser(schemas, thinking=opened, calls=use_tools and not final, calls_in_thought=in_thought)
+        parser.thought_expected = fmt.may_open_thought(thinking) and not final
         left = [
             b - used
             for b, used in ((controls.thinking_budget, used.thinking_tokens), (controls.step_thinking_budget, 0))
@@ -171,7 +166,7 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
         )
         seen = len(transcript.tokens) + len(turn.tokens)
         transcript.append_generated(turn.tokens, turn.text)
-        transcript.extend([Segment(IM_END + "\n", True)])
+        transcript.extend([Segment(fmt.end(bool(turn.calls)), True)])
 
         step = StepUsage(prompt_new, turn.evaluated, turn.reused, turn.generated, turn.thinking_tokens)
         used += Usage.of_step(step, prefill_s=turn.prefill_seconds, seconds=time.monotonic() - began)
@@ -223,8 +218,8 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
             record = run_call(registry, item, emit)
         transcript = Transcript(tokenize, list(state["tokens"]), state["text"])
         # The first call of a step opens the user turn holding the responses, the last one closes it.
-        first = transcript.text.endswith(IM_END + "\n")
-        transcript.extend(observation(record.output, open_turn=first, close_turn=not rest))
+        first = fmt.opens_observations(transcript.text)
+        transcript.extend(fmt.observation(record.output, name=record.name, open_turn=first, close_turn=not rest))
         emit(Observation(record))
         # Text from outside now steers the model too, even through a failure: an error message can
         # repeat what a page said. Approval rules for code read this.

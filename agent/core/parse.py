@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.core.records import AnswerText, Call, ReasoningText
@@ -70,23 +71,42 @@ class StreamParser:
     `thinking` says whether the prompt already opened `<think>`. With `calls=False` (no tools) a
     `<tool_call>` is plain text; with `calls_in_thought=False` it is plain text inside the
     thought (QwQ's template expects calls after it), and with True it is a call there too.
+    A chat format (`agent.core.formats`) gives its own tags: `think` and `call` (opener, closer),
+    `silent` structure that is dropped, `parse_call` for a call's body, and `call_ends_turn` when
+    the closer is an end-of-generation token (the turn's end then closes the call).
     """
 
-    def __init__(self, thinking: bool, *, calls: bool = True, calls_in_thought: bool = False) -> None:
+    def __init__(
+        self,
+        thinking: bool,
+        *,
+        calls: bool = True,
+        calls_in_thought: bool = False,
+        think: tuple[str, str] = (THINK_OPEN, THINK_CLOSE),
+        call: tuple[str, str] = (CALL_OPEN, CALL_CLOSE),
+        silent: tuple[str, ...] = (),
+        parse_call: Callable[[str], ParsedCall | BadCall | list[ParsedCall | BadCall]] = parse_call,
+        call_ends_turn: bool = False,
+    ) -> None:
         self.mode = "think" if thinking else "content"
         self.calls = calls
         self.calls_in_thought = calls and calls_in_thought
+        (self.think_open, self.think_close), (self.call_open, self.call_close) = think, call
+        self.silent, self.parse, self.call_ends_turn = silent, parse_call, call_ends_turn
         self._call_from = "content"  # where a call returns to when it closes
         self.thought_closed = False
         self._pending = ""  # text not yet released: a possible partial tag, or a call body
         self._content_started = False
+        self.thought_expected = False
+        """The model opens its thought itself (the prompt did not): a forced call waits for it."""
 
     def _tags(self) -> tuple[str, ...]:
-        return {
-            "think": (THINK_CLOSE, CALL_OPEN) if self.calls_in_thought else (THINK_CLOSE,),
-            "content": (CALL_OPEN, THINK_OPEN) if self.calls else (THINK_OPEN,),
-            "call": (CALL_CLOSE,),
-        }[self.mode]
+        if self.mode == "call":
+            return (self.call_close,)
+        if self.mode == "think":
+            return (self.think_close, self.call_open) if self.calls_in_thought else (self.think_close,)
+        opening = (self.think_open,) if self.think_open else ()
+        return (*((self.call_open,) if self.calls else ()), *opening, *self.silent)
 
     def feed(self, text: str) -> list[Parsed]:
         """Take the next piece of generated text; return what it settles."""
@@ -99,7 +119,7 @@ class StreamParser:
             at, tag = min(hits)
             before, self._pending = self._pending[:at], self._pending[at + len(tag) :]
             if self.mode == "call":
-                events.append(parse_call(before))
+                events += _calls(self.parse(before))
                 self.mode = self._call_from
             else:
                 self._emit(before, events)
@@ -113,8 +133,11 @@ class StreamParser:
     def close(self) -> list[Parsed]:
         """End of the turn: release what was held back; an unfinished call is a bad call."""
         events: list[Parsed] = []
-        if self.mode == "call":
-            events.append(BadCall(self._pending, f"the tool call was not closed with {CALL_CLOSE}"))
+        if self.mode == "call" and self.call_ends_turn:
+            events += _calls(self.parse(self._pending))
+            self.mode = self._call_from
+        elif self.mode == "call":
+            events.append(BadCall(self._pending, f"the tool call was not closed with {self.call_close}"))
         else:
             self._emit(self._pending, events)
         self._pending = ""
@@ -132,17 +155,24 @@ class StreamParser:
                 events.append(AnswerText(text))
 
     def _switch(self, tag: str, events: list[Parsed]) -> None:
-        if tag == THINK_CLOSE:
+        if self.mode == "think" and tag == self.think_close:
             self.mode, self.thought_closed = "content", True
-        elif tag == THINK_OPEN:
+        elif tag in self.silent:
+            pass
+        elif tag == self.think_open:
             self.mode = "think"
-        elif tag == CALL_OPEN:
+        elif tag == self.call_open:
             self._call_from, self.mode = self.mode, "call"
             events.append(CallOpened())
 
     def reopen_thought(self) -> None:
         """Go back into the thought, as if its closing tag had not been written (budget forcing)."""
         self.mode, self.thought_closed, self._pending, self._content_started = "think", False, "", False
+
+
+def _calls(read: ParsedCall | BadCall | list[ParsedCall | BadCall]) -> list[ParsedCall | BadCall]:
+    """One call body may hold several calls (DeepSeek's blocks)."""
+    return read if isinstance(read, list) else [read]
 
 
 def _partial_tag_length(text: str, tags: tuple[str, ...]) -> int:

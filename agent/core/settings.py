@@ -19,7 +19,8 @@ import typing
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from agent.core.transcript import THINK_CLOSE, Message
+from agent.core.transcript import Message
+from agent.models.chatml import THINK_CLOSE
 
 Approval = Literal["auto", "always", "never"]
 """When a person approves a call. auto: every call of a tool marked `needs_approval`, and code
@@ -127,6 +128,12 @@ class Settings:
         ),
     )
     """Force `<think>` mode on or off; None: as the model says (its chat template)."""
+    chat_format: str | None = field(
+        default=None,
+        metadata=option("the model's chat format (default: detected from its chat template)", metavar="NAME"),
+    )
+    """The chat format to render and parse with (`agent.core.formats`); None: the family the model's
+    chat template belongs to."""
     budget: Budget = Budget()
     """The episode's limits."""
     controls: Controls = Controls()

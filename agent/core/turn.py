@@ -25,7 +25,6 @@ from typing import Any
 from agent.core.parse import BadCall, CallOpened, Parsed, ParsedCall, StreamParser
 from agent.core.records import AnswerText, ReasoningText
 from agent.core.settings import Controls
-from agent.core.transcript import THINK_CLOSE
 from agent.models.protocol import Model
 
 MAX_CALL_TOKENS = 1024
@@ -90,7 +89,7 @@ class Turn:
         if self.parser.mode == "think" and self.thinking_left == 0:
             self._close_thought()
         # An instruct model is forced from its first token; a thinking one once its thought closes.
-        grammar = forced_grammar if self.parser.mode != "think" else None
+        grammar = forced_grammar if self.parser.mode != "think" and not self.parser.thought_expected else None
         first = True
         call_tokens = 0  # tokens inside the current call body
         since_tool = 0  # thinking tokens since the turn began (a tool call ends a turn)
@@ -178,7 +177,7 @@ class Turn:
 
     def _relabel_closing_tag(self) -> None:
         """The tokens of `</think>` close the thought; they are not part of it."""
-        at = self.text.rfind(THINK_CLOSE)
+        at = self.text.rfind(self.parser.think_close)
         i = len(self.kinds)
         while i and self.ends[i - 1] > at and self.kinds[i - 1] == "think":
             i -= 1
@@ -188,7 +187,7 @@ class Turn:
 
     def _extend_thought(self) -> None:
         """Take back the early `</think>` (and what followed) and write "Wait" instead (s1)."""
-        at = self.text.rfind(THINK_CLOSE)
+        at = self.text.rfind(self.parser.think_close)
         keep = sum(1 for end in self.ends if end <= at)
         self.counts.subtract(self.kinds[keep:])
         del self.tokens[keep:], self.kinds[keep:], self.ends[keep:]

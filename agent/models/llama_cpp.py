@@ -21,14 +21,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.models.protocol import (
-    Generation,
-    ModelError,
-    Piece,
-    Sampling,
-    common_prefix,
-    default_sampling,
-)
+from agent.models.families import family, family_sampling, thinks
+from agent.models.protocol import Generation, ModelError, Piece, Sampling, common_prefix
 from agent.models.sources import check_gguf, resolve_model_path
 
 MIN_SESSION_TOKENS = 32
@@ -100,8 +94,12 @@ class LlamaCppModel:
             ) from None
         self.context_size = self.llm.n_ctx()
         self.chat_template = self.llm.metadata.get("tokenizer.chat_template", "")
-        self.thinking = "<think>" in self.chat_template if thinking is None else thinking
-        self.sampling = sampling or default_sampling(self.thinking)
+        bos = self.llm.token_bos()
+        self.bos_token = self.llm.detokenize([bos], special=True).decode(errors="replace") if bos >= 0 else ""
+        """The text of its begin-of-sequence token, for templates that write `bos_token`."""
+        self.family = family(self.chat_template)
+        self.thinking = thinks(self.family) if thinking is None else thinking
+        self.sampling = sampling or family_sampling(self.family, self.thinking)
         self.name = self.llm.metadata.get("general.name") or model_path.stem
         self.path = model_path
         self.size_bytes = model_path.stat().st_size
@@ -225,4 +223,6 @@ class LlamaCppModel:
             "context_size": self.context_size,
             "trained_context": None if trained is None else int(trained),
             "thinking": self.thinking,
+            "chat_format": self.family,
+            "sampling": self.sampling,
         }

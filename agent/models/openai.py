@@ -28,13 +28,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from agent.models.chatml import IM_END, neutralize
+from agent.models.families import family, family_sampling, thinks
 from agent.models.protocol import (
     Generation,
     ModelError,
     Piece,
     Sampling,
     common_prefix,
-    default_sampling,
 )
 
 END_TOKEN = 0
@@ -121,8 +121,9 @@ class OpenAIModel:
         template = props.get("chat_template", "") if isinstance(props, dict) else ""
         self.chat_template = template if isinstance(template, str) else ""
         """The chat template the server reports (llama.cpp's `/props`), or "" when it reports none."""
-        self.thinking = "<think>" in self.chat_template if thinking is None else thinking
-        self.sampling = sampling or default_sampling(self.thinking)
+        self.family = family(self.chat_template)
+        self.thinking = (thinks(self.family) and bool(self.chat_template)) if thinking is None else thinking
+        self.sampling = sampling or family_sampling(self.family, self.thinking)
         self._lock = threading.Lock()
         self._cached: list[int] = []  # what the server last evaluated, as far as we can tell
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from agent.models.chatml import IM_START, THINK_OPEN
-from agent.models.protocol import Generation, Piece, Sampling, common_prefix
+from agent.models.families import family, family_sampling, thinks
+from agent.models.protocol import Generation, Piece, common_prefix
 
 END = -1
 ASSISTANT = IM_START + "assistant\n"
@@ -28,11 +29,15 @@ class _Characters:
     seed: int | None = None
     parallel = False
 
-    def __init__(self, *, thinking: bool, context_size: int, chat_template: str) -> None:
-        self.thinking = thinking
+    def __init__(self, *, thinking: bool | None, context_size: int, chat_template: str, bos_token: str = "") -> None:
+        # As a GGUF's: the family of its template says whether it thinks and how it samples.
+        self.family = family(chat_template)
+        self.thinking = thinks(self.family) and bool(chat_template) if thinking is None else thinking
         self.context_size = context_size
         self.chat_template = chat_template
-        self.sampling = Sampling()
+        self.bos_token = bos_token
+        """The text of its begin-of-sequence token, as a template's `bos_token` reads it."""
+        self.sampling = family_sampling(self.family, True)
         self.cache: list[int] = []
         self.prompts: list[list[int]] = []
         """Every prompt it was given, in order."""
@@ -51,7 +56,13 @@ class _Characters:
         """Nothing to reseed: what it writes is decided by the script."""
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "context_size": self.context_size, "thinking": self.thinking}
+        return {
+            "name": self.name,
+            "context_size": self.context_size,
+            "thinking": self.thinking,
+            "chat_format": self.family,
+            "sampling": self.sampling,
+        }
 
     def _started(self, prompt: list[int], grammar: str | None) -> int:
         """Record a generation's prompt; returns how much of it the cache held."""
@@ -77,12 +88,22 @@ class _Characters:
 
 
 class ScriptedModel(_Characters):
-    """Plays back scripted assistant turns; records every prompt and grammar it was given."""
+    """Plays back scripted assistant turns; records every prompt and grammar it was given.
+
+    `chat_template` (and `bos_token`) make it a stand-in for a GGUF that carries them: the agent
+    picks the family's chat format, thinking mode and sampling from it as it would for the file.
+    """
 
     def __init__(
-        self, turns: Sequence[str], *, thinking: bool = False, context_size: int = 100_000, chat_template: str = ""
+        self,
+        turns: Sequence[str],
+        *,
+        thinking: bool | None = None,
+        context_size: int = 100_000,
+        chat_template: str = "",
+        bos_token: str = "",
     ) -> None:
-        super().__init__(thinking=thinking, context_size=context_size, chat_template=chat_template)
+        super().__init__(thinking=thinking, context_size=context_size, chat_template=chat_template, bos_token=bos_token)
         self.turns = list(turns)
         self._current: list[Any] = []
 
@@ -117,7 +138,7 @@ class FunctionModel(_Characters):
         self,
         respond: Callable[[str], str],
         *,
-        thinking: bool = False,
+        thinking: bool | None = None,
         context_size: int = 100_000,
         chat_template: str = "",
     ) -> None:

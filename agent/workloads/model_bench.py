@@ -343,20 +343,21 @@ def binding_efficiency(model: Any, tokens: int, rounds: int) -> tuple[float, lis
 
 def grammar_cost(model: Any, free_tokens: int, rounds: int) -> float:
     """Median ratio of tokens/s: free text then a call under the grammar / the same count free."""
-    from agent.core.grammar import tool_call_grammar
-    from agent.core.transcript import Message, Segment, Transcript, assistant_prompt, render
+    from agent.core.formats import for_template
+    from agent.core.transcript import Message, Segment, Transcript
     from tools import default_tools
 
+    fmt = for_template(model.chat_template)
     schemas = [t.schema() for t in default_tools(["calculator", "python"])]
-    grammar = tool_call_grammar(schemas, opened=False)
+    grammar = fmt.grammar(schemas, opened=False)
     transcript = Transcript(model.tokenize)
     transcript.extend(
-        render(
+        fmt.render(
             [Message("system", "You are a helpful assistant."), Message("user", "Count from 1 to 300: 1, 2, 3, ...")],
             schemas,
         )
     )
-    transcript.extend([Segment(assistant_prompt(model.thinking), True)])
+    transcript.extend([Segment(fmt.prompt(transcript.text, thinking=model.thinking)[0], True)])
     prompt = transcript.tokens
 
     def constrained_step() -> float:
