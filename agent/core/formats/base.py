@@ -69,6 +69,9 @@ class ChatFormat:
     ) -> list[Segment]:
         """Render messages exactly as the family's template does; `generation_prompt` goes last.
 
+        Messages that open with a system message start a conversation (with `tools`, listed as
+        the template lists them); others continue one (a follow-up question, a nudge).
+
         `thinking`: the template's thinking switch (`enable_thinking`), for those that have one.
         """
         raise NotImplementedError

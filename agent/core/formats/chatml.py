@@ -60,9 +60,9 @@ class QwQ(ChatFormat):
             o.s(IM_START + "system\n")
             o.d(system if system is not None else self.default_system or "")
             o.s(self.tools_preamble + "".join("\n" + tojson(t) for t in tools) + QWQ_POSTAMBLE)
-        elif system is not None or self.default_system:
+        elif system is not None:
             o.s(IM_START + "system\n")
-            o.d(system if system is not None else self.default_system or "")
+            o.d(system)
             o.s(IM_END + "\n")
         for i, m in enumerate(messages):
             if m.role == "user" or (m.role == "system" and i > 0):

@@ -92,8 +92,8 @@ class Jinja(ChatFormat):
             )
         )
 
-    def _stub(self, tool_call: bool) -> list[Message]:
-        call = (Call("tool", {}),) if tool_call else ()
+    def _stub(self, tool_call: bool, name: str = "tool") -> list[Message]:
+        call = (Call(name or "tool", {}),) if tool_call else ()
         return [Message("system", "s"), Message("user", "q"), Message("assistant", "" if call else "a", call)]
 
     def _after(
@@ -146,7 +146,7 @@ class Jinja(ChatFormat):
     def observation(
         self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True
     ) -> list[Segment]:
-        return self._after(self._stub(True), [Message("tool", text)])
+        return self._after(self._stub(True, name), [Message("tool", text)])
 
 
 def _marked(m: Message, i: int) -> Message:
