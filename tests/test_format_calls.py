@@ -21,15 +21,16 @@ from agent.core.parse import BadCall, ParsedCall
 
 ARGS = '{"a": 37, "b": 5}'
 HERMES = '<tool_call>\n{"name": "add", "arguments": ' + ARGS + "}\n</tool_call>"
-XML = "<tool_call>\n<function=add>\n<parameter=a>\n37\n</parameter>\n<parameter=b>\n5\n</parameter>\n</function>\n</tool_call>"
+XML = (
+    "<tool_call>\n<function=add>\n<parameter=a>\n37\n</parameter>\n<parameter=b>\n5\n</parameter>\n</function>\n"
+    "</tool_call>"
+)
 R1 = (
     "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>add\n```json\n" + ARGS + "\n```"
     "<｜tool▁call▁end｜><｜tool▁calls▁end｜>"
 )
-HARMONY_CALL = (
-    "<|channel|>analysis<|message|>I add.<|end|><|start|>assistant to=functions.add<|channel|>commentary json<|message|>"
-    + ARGS
-)
+HARMONY_TO = "<|start|>assistant to=functions.add<|channel|>commentary json<|message|>"
+HARMONY_CALL = "<|channel|>analysis<|message|>I add.<|end|>" + HARMONY_TO + ARGS
 HARMONY_ANSWER = (
     "<|channel|>analysis<|message|>Done.<|end|><|start|>assistant<|channel|>final<|message|>The answer is 42."
 )
@@ -87,8 +88,8 @@ def test_the_call_parses_in_any_pieces(name: str) -> None:
 MALFORMED = {
     "qwq": 'Hm.\n</think>\n\n<tool_call>\n{"name": "add", "arguments": {"a": 37,}}\n</tool_call>',
     "qwen3.5": "Hm.\n</think>\n\n<tool_call>\n<parameter=a>\n37\n</parameter>\n</tool_call>",
-    "deepseek-r1": 'Hm.\n</think>\n\n<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>add\n```json\n{"a": 37,\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>',
-    "gpt-oss": '<|channel|>analysis<|message|>Hm.<|end|><|start|>assistant to=functions.add<|channel|>commentary json<|message|>{"a": 3',
+    "deepseek-r1": "Hm.\n</think>\n\n" + R1.replace(ARGS, '{"a": 37,'),
+    "gpt-oss": "<|channel|>analysis<|message|>Hm.<|end|>" + HARMONY_TO + '{"a": 3',
     "llama3": '{"name": "add", "parameters": {"a": 37',
 }
 
@@ -96,7 +97,7 @@ MALFORMED = {
 @pytest.mark.parametrize("name", [n for n, (f, _) in CASES.items() if f in MALFORMED])
 def test_a_malformed_call_becomes_an_observation(name: str) -> None:
     family = CASES[name][0]
-    agent, m = agent_for(name, [MALFORMED[family], TURNS[family][0], TURNS[family][1]])
+    agent, _ = agent_for(name, [MALFORMED[family], TURNS[family][0], TURNS[family][1]])
     result = agent.run("What is 37 + 5?")
     first, second = result.tool_calls
     assert first.error and first.output.startswith("error: ") and first.name == ""
@@ -119,8 +120,9 @@ def test_xml_values_are_typed_by_the_schema() -> None:
         "n": {"type": "integer"}, "x": {"type": "number"}, "ok": {"type": "boolean"}, "items": {"type": "array"},
         "text": {"type": "string"}}}}}]  # fmt: skip
     body = (
-        "\n<function=f>\n<parameter=n>\n7\n</parameter>\n<parameter=x>\n2.5\n</parameter>\n<parameter=ok>\ntrue\n"
-        "</parameter>\n<parameter=items>\n[1, 2]\n</parameter>\n<parameter=text>\n12\nlines\n</parameter>\n</function>\n"
+        "\n<function=f>\n<parameter=n>\n7\n</parameter>\n<parameter=x>\n2.5\n</parameter>\n<parameter=ok>\n"
+        "true\n</parameter>\n<parameter=items>\n[1, 2]\n</parameter>\n<parameter=text>\n12\nlines\n</parameter>\n"
+        "</function>\n"
     )
     parsed = fmt.parse_call(body, tools)
     assert isinstance(parsed, ParsedCall)
