@@ -108,3 +108,19 @@ def test_failing_check_makes_the_report_exit_1() -> None:
         out.getvalue()
         == "✗ model: model file not found: x.gguf\n    fix: pass --model\nnot usable: see the fixes above\n"
     )
+
+
+def test_the_model_line_shows_the_familys_chat_format_and_sampling() -> None:
+    """Sampling defaults come from the family's model cards: Qwen3 thinking 0.6/0.95/20, gpt-oss 1.0/1.0."""
+    from agent.scripted import ScriptedModel
+    from agent.workloads.doctor import model_format
+
+    templates = Path(__file__).parent / "fixtures" / "templates"
+    qwen3 = ScriptedModel([], chat_template=(templates / "Qwen-Qwen3-0.6B.jinja").read_text())
+    assert model_format(qwen3.describe()) == (
+        "reasoning model, chat format qwen3, sampling temperature 0.6, top_p 0.95, top_k 20, min_p 0"
+    )
+    oss = ScriptedModel([], chat_template=(templates / "openai-gpt-oss-120b.jinja").read_text())
+    assert "chat format gpt-oss, sampling temperature 1, top_p 1, top_k 0" in model_format(oss.describe())
+    plain = ScriptedModel([], thinking=False, chat_template=(templates / "Qwen-Qwen3-0.6B.jinja").read_text())
+    assert "temperature 0.7, top_p 0.8, top_k 20" in model_format(plain.describe())

@@ -62,6 +62,11 @@ def thinks(name: str) -> bool:
     return name in _THINKING
 
 
+def default_thinking(template: str) -> bool:
+    """Whether a model with this chat template reasons by default (unknown, "": it does not say)."""
+    return bool(template) and thinks(family(template))
+
+
 def family_sampling(name: str, thinking: bool) -> Sampling:
     """The sampling the family's model cards recommend (QwQ's, or the cool instruct one, otherwise)."""
     cards = _CARDS.get(name)

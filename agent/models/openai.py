@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from agent.models.chatml import IM_END, neutralize
-from agent.models.families import family, family_sampling, thinks
+from agent.models.families import default_thinking, family, family_sampling
 from agent.models.protocol import (
     Generation,
     ModelError,
@@ -122,7 +122,7 @@ class OpenAIModel:
         self.chat_template = template if isinstance(template, str) else ""
         """The chat template the server reports (llama.cpp's `/props`), or "" when it reports none."""
         self.family = family(self.chat_template)
-        self.thinking = (thinks(self.family) and bool(self.chat_template)) if thinking is None else thinking
+        self.thinking = default_thinking(self.chat_template) if thinking is None else thinking
         self.sampling = sampling or family_sampling(self.family, self.thinking)
         self._lock = threading.Lock()
         self._cached: list[int] = []  # what the server last evaluated, as far as we can tell

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from agent.models.chatml import IM_START, THINK_OPEN
-from agent.models.families import family, family_sampling, thinks
+from agent.models.families import default_thinking, family, family_sampling
 from agent.models.protocol import Generation, Piece, common_prefix
 
 END = -1
@@ -32,12 +32,12 @@ class _Characters:
     def __init__(self, *, thinking: bool | None, context_size: int, chat_template: str, bos_token: str = "") -> None:
         # As a GGUF's: the family of its template says whether it thinks and how it samples.
         self.family = family(chat_template)
-        self.thinking = thinks(self.family) and bool(chat_template) if thinking is None else thinking
+        self.thinking = default_thinking(chat_template) if thinking is None else thinking
         self.context_size = context_size
         self.chat_template = chat_template
         self.bos_token = bos_token
         """The text of its begin-of-sequence token, as a template's `bos_token` reads it."""
-        self.sampling = family_sampling(self.family, True)
+        self.sampling = family_sampling(self.family, self.thinking)
         self.cache: list[int] = []
         self.prompts: list[list[int]] = []
         """Every prompt it was given, in order."""

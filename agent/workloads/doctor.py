@@ -107,9 +107,22 @@ def check_model(spec: str | None = None, context_size: int = 8192) -> Check:
     detail = (
         f"{facts['name']} ({path}): {facts['size_bytes'] / 2**30:.2f} GiB, context {facts['context_size']:,}"
         + (f" of {int(trained):,} trained" if trained else "")
-        + f", {'reasoning' if facts['thinking'] else 'instruct'} model"
+        + ", "
+        + model_format(facts)
     )
     return Check("model", "ok", detail)
+
+
+def model_format(facts: dict[str, Any]) -> str:
+    """The model's kind, chat format and sampling defaults (its family's model cards'), in words."""
+    kind = f"{'reasoning' if facts['thinking'] else 'instruct'} model"
+    s = facts.get("sampling")
+    if s is None:
+        return kind
+    sampling = f"temperature {s.temperature:g}, top_p {s.top_p:g}, top_k {s.top_k}, min_p {s.min_p:g}"
+    if s.repeat_penalty != 1.0:
+        sampling += f", repeat penalty {s.repeat_penalty:g}"
+    return f"{kind}, chat format {facts.get('chat_format', '?')}, sampling {sampling}"
 
 
 def check_memory(spec: str | None = None) -> Check:
