@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from agent.core.transcript import Message
 from agent.models.chatml import THINK_CLOSE
+from agent.models.families import FAMILIES
 
 Approval = Literal["auto", "always", "never"]
 """When a person approves a call. auto: every call of a tool marked `needs_approval`, and code
@@ -130,7 +131,11 @@ class Settings:
     """Force `<think>` mode on or off; None: as the model says (its chat template)."""
     chat_format: str | None = field(
         default=None,
-        metadata=option("the model's chat format (default: detected from its chat template)", metavar="NAME"),
+        metadata=option(
+            "the model's chat format (default: detected from its chat template)",
+            metavar="NAME",
+            choices={name: name for name in FAMILIES},
+        ),
     )
     """The chat format to render and parse with (`agent.core.formats`); None: the family the model's
     chat template belongs to."""
