@@ -161,3 +161,17 @@ def test_a_conversation_renders_as_its_template_minus_the_thoughts(name: str) ->
     ours = THOUGHT.sub("", prompt_text(m, -1))  # type: ignore[arg-type]
     expected = jinja(name, template_messages(family), [add.schema()], True, enable_thinking=m.thinking)  # type: ignore[attr-defined]
     assert ours == expected
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_append_only_in_every_family(name: str) -> None:
+    """After the first prompt, each step evaluates only what was added: nothing is re-rendered."""
+    call, answer = TURNS[CASES[name][0]]
+    agent, _ = agent_for(name, [call, answer, ANSWER])
+    chat = agent.chat()
+    first, second = chat.send("What is 37 + 5?"), chat.send("And 42 + 1?")
+    steps = [*first.usage.per_step, *second.usage.per_step]
+    assert len(steps) == 3 and steps[0].prompt_reused == 0
+    for step in steps[1:]:
+        assert step.prompt_evaluated == step.prompt_new > 0, (name, step)
+        assert step.prompt_reused > steps[0].prompt_new

@@ -28,6 +28,7 @@ from agent.workloads.model_bench import binding_efficiency, episodes, grammar_co
 
 TARGETS: dict[str, tuple[str, float | None, str]] = {
     "prefill_reuse_ratio": ("<=", 1.10, "prompt tokens evaluated / new, 8-step episodes, 2nd turn, 2 sessions"),
+    "prefill_reuse_ratio_qwen3": ("<=", 1.10, "the same, the transcript in Qwen3's chat format (a second family)"),
     "prefill_naive_ratio": ("report", None, "the same steps re-rendered and re-tokenized, one shared cache"),
     "binding_efficiency": (">=", 0.95, "generation tokens/s through Agent.stream / raw llama-cpp-python loop"),
     "grammar_cost_ratio": (">=", 0.85, "tokens/s of free text + constrained call / unconstrained"),
@@ -232,6 +233,11 @@ def _run(
         figures["prefill_naive_ratio"] = round(found["naive_evaluated"] / found["new"], 3)
         figures["ttft_flatness"] = round(found["ttft_flatness"], 3)
 
+    def do_episodes_qwen3() -> None:
+        found = episodes(model, True, chat_format="qwen3")
+        details["episodes_qwen3"] = found
+        figures["prefill_reuse_ratio_qwen3"] = round(found["evaluated"] / found["new"], 3)
+
     def do_binding() -> None:
         ratio, agent_rates, raw_rates = binding_efficiency(model, 48 if quick else 160, rounds)
         figures["binding_efficiency"] = round(ratio, 3)
@@ -271,6 +277,7 @@ def _run(
         figures["calculator_p50_ms"] = round(calculator_p50(20 if quick else 200), 3)
 
     measure("prefill_reuse_ratio, prefill_naive_ratio, ttft_flatness", do_episodes)
+    measure("prefill_reuse_ratio_qwen3", do_episodes_qwen3)
     measure("binding_efficiency", do_binding)
     measure("grammar_cost_ratio", do_grammar)
     measure("prompt_lookup_speedup", do_lookup)

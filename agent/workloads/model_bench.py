@@ -158,8 +158,10 @@ QUESTIONS = (
 )
 
 
-def episodes(model: Any, quick: bool) -> dict[str, Any]:
+def episodes(model: Any, quick: bool, chat_format: str | None = None) -> dict[str, Any]:
     """Chat turns of `STEPS` tool steps on two sessions of one model, interleaved.
+
+    `chat_format` renders the transcript in another family's format (`--chat-format`).
 
     Order: A1, A2 (a second turn), B1 (another session takes the model), A3 (A comes back),
     B2, B3; quick mode stops after B1. Returns the agent's token counts, the naive replay's, and
@@ -169,7 +171,9 @@ def episodes(model: Any, quick: bool) -> dict[str, Any]:
 
     tool = lookup_tool()
     driven = Driven(model, single_call_grammar(opened=False), single_call_grammar(opened=True))
-    agent = Agent(driven, [tool], examples=(), tool_choice="auto", max_steps=STEPS, max_tokens=4096)
+    agent = Agent(
+        driven, [tool], examples=(), tool_choice="auto", max_steps=STEPS, max_tokens=4096, chat_format=chat_format
+    )
     chats = {0: agent.chat(), 1: agent.chat()}
     # (session, question): A1 A2 B1 A3 B2 B3; A2 and B3 follow a turn of their own session (warm)
     order = [(0, 0), (0, 1), (1, 2)] + ([] if quick else [(0, 3), (1, 4), (1, 5)])
