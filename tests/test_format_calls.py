@@ -18,6 +18,7 @@ from test_formats import CASES, SYSTEM, jinja, model, prompt_text, template
 from agent import Agent
 from agent.core.formats import for_template
 from agent.core.parse import BadCall, ParsedCall
+from agent.scripted import ScriptedModel
 
 ARGS = '{"a": 37, "b": 5}'
 HERMES = '<tool_call>\n{"name": "add", "arguments": ' + ARGS + "}\n</tool_call>"
@@ -47,14 +48,16 @@ TURNS: dict[str, tuple[str, str]] = {
     "smollm3": ("<think>\nI add.\n</think>\n" + HERMES, "<think>\nDone.\n</think>\n" + ANSWER),
     "llama3": ('{"name": "add", "parameters": ' + ARGS + "}", ANSWER),
     "hermes3": (HERMES, ANSWER),
+    "mistral3": ("[THINK]I add.[/THINK][TOOL_CALLS]add[ARGS]" + ARGS, "[THINK]Done.[/THINK]" + ANSWER),
     "jinja": (HERMES, ANSWER),
 }
 THOUGHT = re.compile(
-    r"<think>.*?</think>\s*|<\|channel\|>analysis<\|message\|>.*?<\|end\|><\|start\|>assistant", re.DOTALL
+    r"<think>.*?</think>\s*|<\|channel\|>analysis<\|message\|>.*?<\|end\|><\|start\|>assistant|\[THINK\].*?\[/THINK\]",
+    re.DOTALL,
 )
 
 
-def agent_for(name: str, turns: list[str]) -> tuple[Agent, object]:
+def agent_for(name: str, turns: list[str]) -> tuple[Agent, ScriptedModel]:
     m = model(name, turns)
     return Agent(m, [add], examples=(), system_prompt=SYSTEM, tool_choice="auto", max_steps=4), m
 
@@ -91,6 +94,7 @@ MALFORMED = {
     "deepseek-r1": "Hm.\n</think>\n\n" + R1.replace(ARGS, '{"a": 37,'),
     "gpt-oss": "<|channel|>analysis<|message|>Hm.<|end|>" + HARMONY_TO + '{"a": 3',
     "llama3": '{"name": "add", "parameters": {"a": 37',
+    "mistral3": '[THINK]Hm.[/THINK][TOOL_CALLS]add[ARGS]{"a": 37',
 }
 
 
@@ -158,8 +162,8 @@ def test_a_conversation_renders_as_its_template_minus_the_thoughts(name: str) ->
     chat = agent.chat()
     chat.send("What is 37 + 5?")
     chat.send("And 42 + 1?")
-    ours = THOUGHT.sub("", prompt_text(m, -1))  # type: ignore[arg-type]
-    expected = jinja(name, template_messages(family), [add.schema()], True, enable_thinking=m.thinking)  # type: ignore[attr-defined]
+    ours = THOUGHT.sub("", prompt_text(m, -1))
+    expected = jinja(name, template_messages(family), [add.schema()], True, enable_thinking=m.thinking)
     assert ours == expected
 
 
@@ -175,3 +179,33 @@ def test_append_only_in_every_family(name: str) -> None:
     for step in steps[1:]:
         assert step.prompt_evaluated == step.prompt_new > 0, (name, step)
         assert step.prompt_reused > steps[0].prompt_new
+
+
+@pytest.mark.model
+def test_every_familys_grammar_is_accepted_by_llama_cpp() -> None:
+    """llama.cpp parses each family's call grammar, opened and forced (a bad one gives no sampler)."""
+    import llama_cpp
+
+    from agent.models.llama_cpp import LlamaCppModel
+
+    vocab = LlamaCppModel(context_size=256).llm._model.vocab
+    assert not llama_cpp.llama_sampler_init_grammar(vocab, b'root ::= "a" (', b"root")  # the check can fail
+    properties = {
+        "text": {"type": "string"},
+        "tags": {"type": "array"},
+        "kind": {"type": "string", "enum": ["a", "b"]},
+        "ok": {"type": "boolean"},
+    }
+    parameters = {"type": "object", "properties": properties, "required": ["text"]}
+    tools = [
+        add.schema(),
+        {"type": "function", "function": {"name": "note", "description": "Note.", "parameters": parameters}},
+    ]
+    for name in CASES:
+        fmt = for_template(template(name))
+        for opened in (True, False):
+            grammar = fmt.grammar(tools, opened=opened)
+            assert grammar is not None
+            sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+            assert sampler, (name, opened, grammar)
+            llama_cpp.llama_sampler_free(sampler)

@@ -13,12 +13,12 @@ from agent.models.protocol import INSTRUCT_SAMPLING, Sampling
 
 FAMILIES = (
     "qwq", "qwen2.5", "qwen3", "qwen3.5", "qwen3-coder", "deepseek-r1", "gpt-oss", "smollm3", "llama3",
-    "hermes3", "jinja",
+    "hermes3", "mistral3", "jinja",
 )  # fmt: skip
 """Every family name `--chat-format` takes; `jinja` renders with the model's own template."""
 
 # Thinking families and their model cards' sampling (temperature, top_p, top_k).
-_THINKING = {"qwq", "qwen3", "qwen3.5", "deepseek-r1", "gpt-oss", "smollm3"}
+_THINKING = {"qwq", "qwen3", "qwen3.5", "deepseek-r1", "gpt-oss", "smollm3", "mistral3"}
 _CARDS: dict[str, tuple[Sampling, Sampling]] = {
     # (thinking, not thinking)
     "qwq": (Sampling(0.6, 0.95, 40), INSTRUCT_SAMPLING),
@@ -28,6 +28,7 @@ _CARDS: dict[str, tuple[Sampling, Sampling]] = {
     "deepseek-r1": (Sampling(0.6, 0.95, 40), Sampling(0.6, 0.95, 40)),
     "gpt-oss": (Sampling(1.0, 1.0, 0), Sampling(1.0, 1.0, 0)),
     "smollm3": (Sampling(0.6, 0.95, 40), Sampling(0.6, 0.95, 40)),
+    "mistral3": (Sampling(0.7, 0.95, 40), Sampling(0.15, 0.95, 40)),
 }
 
 
@@ -42,6 +43,8 @@ def family(template: str) -> str:
         return "deepseek-r1"
     if "<|start_header_id|>" in t and "ipython" in t:
         return "llama3"
+    if "[TOOL_CALLS]" in t and "[ARGS]" in t and "[INST]" in t:
+        return "mistral3"
     if "<|im_start|>" not in t:
         return "jinja"
     if "<function=" in t and "<parameter=" in t:

@@ -12,6 +12,7 @@
 | deepseek | DeepSeek-R1 distills |
 | harmony | gpt-oss |
 | llama3 | Llama 3.1 / 3.2 |
+| mistral | Ministral 3 |
 | jinja | anything else |
 """
 
@@ -25,6 +26,7 @@ from agent.core.formats.deepseek import DeepSeekR1
 from agent.core.formats.harmony import Harmony
 from agent.core.formats.jinja import Jinja
 from agent.core.formats.llama3 import Llama3
+from agent.core.formats.mistral import Mistral3
 from agent.core.formats.qwen_xml import Qwen3Coder, Qwen35
 from agent.models.families import FAMILIES, family
 
@@ -39,6 +41,7 @@ FORMATS: dict[str, Callable[[str], ChatFormat]] = {
     "deepseek-r1": lambda template: DeepSeekR1(),
     "gpt-oss": lambda template: Harmony(),
     "llama3": Llama3,
+    "mistral3": lambda template: Mistral3(),
     "jinja": Jinja,
 }
 """Each family's format, built from the model's template (the Jinja fallback renders with it)."""

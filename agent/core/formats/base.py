@@ -107,7 +107,8 @@ class ChatFormat:
 
     def neutralize(self, text: str) -> str:
         """Defuse this family's structure (and ChatML's) in untrusted text."""
-        return self.structure.sub(lambda m: "&lt;" + m.group(0)[1:], neutralize(text))
+        # `<` becomes `&lt;`, `[` of a bracket tag (`[INST]`) `&#91;`: readable, no longer a token.
+        return self.structure.sub(lambda m: ("&lt;" if m[0][0] == "<" else "&#91;") + m[0][1:], neutralize(text))
 
     # -- reading ---------------------------------------------------------------------------
     def parser(self, tools: Tools, *, thinking: bool, calls: bool, calls_in_thought: bool) -> StreamParser:

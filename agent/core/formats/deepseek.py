@@ -140,5 +140,5 @@ class DeepSeekR1(ChatFormat):
             for t, n in zip(tools, names, strict=True)
         ]
         one = f"{gbnf(CALL_OPEN + 'function' + SEP)} ({' | '.join(variants)}) {gbnf(chr(10) + '```' + CALL_CLOSE)}"
-        first = one if opened else f"{gbnf(CALLS_OPEN)} {one}"
+        first = one if opened else f'"\\n"? "\\n"? {gbnf(CALLS_OPEN)} {one}'
         return "\n".join([f'root ::= {first} ("\\n" {one})* {gbnf(CALLS_CLOSE)}', *rules])

@@ -191,4 +191,6 @@ class Harmony(ChatFormat):
             for t, n in zip(tools, names, strict=True)
         ]
         body = f"({' | '.join(variants)})"
-        return "\n".join([f"root ::= {body if opened else gbnf(' ' + self.call_open) + ' ' + body}", *rules])
+        # Forced after a closed analysis the model must open its next message first.
+        forced = f"{gbnf(START + 'assistant')}? {gbnf(' ' + self.call_open)} {body}"
+        return "\n".join([f"root ::= {body if opened else forced}", *rules])

@@ -27,6 +27,8 @@ from agent.core.transcript import Message, Segment
 log = logging.getLogger(__name__)
 _SENTINEL = "\x00{}\x00"
 _SENTINELS = re.compile("\x00(\\d+)\x00")
+_TAG = re.compile(r"<\|?[A-Za-z_]{2,30}\|?>|<[A-Za-z_]{2,30}\|>|\[/?[A-Z_]{3,20}\]")
+"""What looks like a special token in a template (`<start_of_turn>`, `<|turn>`, `[INST]`): neutralized."""
 _warned: set[int] = set()  # templates warned about, by hash
 
 
@@ -75,6 +77,8 @@ class Jinja(ChatFormat):
 
     def __init__(self, template: str, bos_token: str = "") -> None:
         self.template, self.bos_token = template, bos_token
+        tags = sorted(set(_TAG.findall(template)), key=len, reverse=True)
+        self.structure = re.compile("|".join(map(re.escape, tags))) if tags else re.compile(r"(?!)")
         if hash(template) not in _warned:
             _warned.add(hash(template))
             log.warning("chat template of no known family: rendering with it, reading calls as Hermes <tool_call>")

@@ -94,6 +94,7 @@ class Qwen35(QwQ):
     name = "qwen3.5"
     drops_thoughts = False
     call_shape = _SHAPE
+    structure = re.compile(r"<\s*/?\s*(?:function|parameter)\b[^<>]{0,200}>", re.IGNORECASE)
     rules = QWEN35_RULES
 
     def render(
@@ -211,7 +212,7 @@ class Qwen35(QwQ):
         names, json_part = json_rules(complex_schemas, prefix="xml-json") if complex_schemas else ([], [])
         rules += [f"xml-json{i} ::= {n}" for i, n in enumerate(names) if n != f"xml-json{i}"]
         one = f'"\\n<function=" ({" | ".join(variants)}) "</function>\\n</tool_call>"'
-        first = one if opened else f'"<tool_call>" {one}'
+        first = one if opened else f'"\\n"? "\\n"? "<tool_call>" {one}'
         return "\n".join(
             [
                 f'root ::= {first} ("\\n<tool_call>" {one})*',
