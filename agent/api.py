@@ -26,6 +26,7 @@ from agent.core.policy import could_wait, default_hint
 from agent.core.records import ApprovalRequested, Call, Event, Final, Result
 from agent.core.settings import Settings
 from agent.core.transcript import Message
+from agent.models.families import thinks
 from agent.models.llama_cpp import LlamaCppModel
 from agent.models.protocol import Model
 from agent.observers import Observer
@@ -408,6 +409,8 @@ def resolved(settings: Settings, model: Model, tools: Registry) -> Settings:
     if settings.samples < 1:
         raise ValueError(f"samples must be at least 1, not {settings.samples}")
     thinking = model.thinking if settings.reasoning is None else settings.reasoning
+    if settings.reasoning is None and settings.chat_format is not None:  # as the graph decides
+        thinking = thinks(settings.chat_format)
     examples = settings.examples
     if examples is None:  # the one-shot example, when every tool it calls is at hand
         shot = one_shot()

@@ -41,6 +41,7 @@ TURNS: dict[str, tuple[str, str]] = {
     "qwq": ("I add.\n</think>\n\n" + HERMES, "Done.\n</think>\n\n" + ANSWER),
     "qwen2.5": (HERMES, ANSWER),
     "qwen3": ("<think>\nI add.\n</think>\n\n" + HERMES, "<think>\nDone.\n</think>\n\n" + ANSWER),
+    "qwen3-thinking": ("I add.\n</think>\n\n" + HERMES, "Done.\n</think>\n\n" + ANSWER),
     "qwen3.5": ("I add.\n</think>\n\n" + XML, "Done.\n</think>\n\n" + ANSWER),
     "qwen3-coder": (XML, ANSWER),
     "deepseek-r1": ("I add.\n</think>\n\n" + R1, ANSWER),

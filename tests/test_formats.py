@@ -40,6 +40,7 @@ CASES: dict[str, tuple[str, str]] = {
     "NousResearch-Hermes-3-Llama-3.1-8B-tool_use": ("hermes3", LLAMA_BOS),
     "google-gemma-4-31B-it": ("jinja", "<bos>"),
     "mistralai-Ministral-3-14B-Reasoning-2512": ("mistral3", "<s>"),
+    "Qwen3-2507-Thinking": ("qwen3-thinking", ""),
 }
 EOS = {"mistralai-Ministral-3-14B-Reasoning-2512": "</s>"}
 """The eos_token of the templates that write it."""
@@ -47,7 +48,17 @@ SYSTEM = "You are careful. Use the tools."
 QUESTION = "What is 37 + 5?"
 
 
+QWEN3_OPENER = """    {{- '<|im_start|>assistant\\n' }}
+    {%- if enable_thinking is defined and enable_thinking is false %}
+        {{- '<think>\\n\\n</think>\\n\\n' }}
+    {%- endif %}"""
+
+
 def template(name: str) -> str:
+    if name == "Qwen3-2507-Thinking":  # Qwen3's template with the 2507 Thinking models' generation prompt
+        qwen3 = template("Qwen-Qwen3-0.6B")
+        assert QWEN3_OPENER in qwen3
+        return qwen3.replace(QWEN3_OPENER, "    {{- '<|im_start|>assistant\\n<think>\\n' }}")
     return (TEMPLATES / f"{name}.jinja").read_text()
 
 
@@ -87,7 +98,7 @@ def prompt_text(m: ScriptedModel, i: int = 0) -> str:
 
 
 def test_every_template_is_a_case() -> None:
-    assert sorted(p.stem for p in TEMPLATES.glob("*.jinja")) == sorted(CASES)
+    assert sorted(p.stem for p in TEMPLATES.glob("*.jinja")) == sorted(set(CASES) - {"Qwen3-2507-Thinking"})
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -12,17 +12,18 @@ from __future__ import annotations
 from agent.models.protocol import INSTRUCT_SAMPLING, Sampling
 
 FAMILIES = (
-    "qwq", "qwen2.5", "qwen3", "qwen3.5", "qwen3-coder", "deepseek-r1", "gpt-oss", "smollm3", "llama3",
-    "hermes3", "mistral3", "jinja",
+    "qwq", "qwen2.5", "qwen3", "qwen3-thinking", "qwen3.5", "qwen3-coder", "deepseek-r1", "gpt-oss", "smollm3",
+    "llama3", "hermes3", "mistral3", "jinja",
 )  # fmt: skip
 """Every family name `--chat-format` takes; `jinja` renders with the model's own template."""
 
 # Thinking families and their model cards' sampling (temperature, top_p, top_k).
-_THINKING = {"qwq", "qwen3", "qwen3.5", "deepseek-r1", "gpt-oss", "smollm3", "mistral3"}
+_THINKING = {"qwq", "qwen3", "qwen3-thinking", "qwen3.5", "deepseek-r1", "gpt-oss", "smollm3", "mistral3"}
 _CARDS: dict[str, tuple[Sampling, Sampling]] = {
     # (thinking, not thinking)
     "qwq": (Sampling(0.6, 0.95, 40), INSTRUCT_SAMPLING),
     "qwen3": (Sampling(0.6, 0.95, 20), Sampling(0.7, 0.8, 20)),
+    "qwen3-thinking": (Sampling(0.6, 0.95, 20), Sampling(0.7, 0.8, 20)),
     "qwen3.5": (Sampling(0.6, 0.95, 20), Sampling(0.7, 0.8, 20)),
     "qwen3-coder": (Sampling(0.7, 0.8, 20, repeat_penalty=1.05), Sampling(0.7, 0.8, 20, repeat_penalty=1.05)),
     "deepseek-r1": (Sampling(0.6, 0.95, 40), Sampling(0.6, 0.95, 40)),
@@ -53,8 +54,12 @@ def family(template: str) -> str:
         return "smollm3"
     if "You are a function calling AI model" in t:
         return "hermes3"
+    if "<think>" in t and ("reasoning_content" in t or "enable_thinking" in t):
+        # The 2507 Thinking models' template opens the thought itself and has no switch.
+        opens = "'<|im_start|>assistant\\n<think>\\n'" in t and "enable_thinking" not in t
+        return "qwen3-thinking" if opens else "qwen3"
     if "<think>" in t:
-        return "qwen3" if "reasoning_content" in t or "enable_thinking" in t else "qwq"
+        return "qwq"
     if "<tool_call>" in t or "{%" in t:
         return "qwen2.5"  # Qwen2.5's Hermes calls; plain ChatML (SmolLM2) is rendered the same way
     return "jinja"

@@ -7,7 +7,7 @@
 
 | module | families |
 |---|---|
-| chatml | QwQ-32B, Qwen2.5 (and plain ChatML), Qwen3, Hermes 3, SmolLM3 |
+| chatml | QwQ-32B, Qwen2.5 (and plain ChatML), Qwen3 (and 2507 Thinking), Hermes 3, SmolLM3 |
 | qwen_xml | Qwen3.5 / 3.6, Qwen3-Coder |
 | deepseek | DeepSeek-R1 distills |
 | harmony | gpt-oss |
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agent.core.formats.base import ChatFormat
-from agent.core.formats.chatml import Hermes3, Qwen3, Qwen25, QwQ, SmolLM3
+from agent.core.formats.chatml import Hermes3, Qwen3, Qwen3Thinking, Qwen25, QwQ, SmolLM3
 from agent.core.formats.deepseek import DeepSeekR1
 from agent.core.formats.harmony import Harmony
 from agent.core.formats.jinja import Jinja
@@ -34,6 +34,7 @@ FORMATS: dict[str, Callable[[str], ChatFormat]] = {
     "qwq": lambda template: QwQ(),
     "qwen2.5": lambda template: Qwen25(),
     "qwen3": lambda template: Qwen3(),
+    "qwen3-thinking": lambda template: Qwen3Thinking(),
     "hermes3": lambda template: Hermes3(),
     "smollm3": lambda template: SmolLM3(),
     "qwen3.5": lambda template: Qwen35(),

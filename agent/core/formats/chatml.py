@@ -164,6 +164,18 @@ class Qwen3(QwQ):
         return thinking
 
 
+class Qwen3Thinking(Qwen3):
+    """Qwen3 2507 Thinking: Qwen3's template, but the generation prompt opens `<think>` always."""
+
+    name = "qwen3-thinking"
+
+    def prompt(self, text: str, *, thinking: bool, answer_now: bool = False) -> tuple[str, bool]:
+        return QwQ.prompt(self, text, thinking=True, answer_now=answer_now or not thinking)
+
+    def may_open_thought(self, thinking: bool) -> bool:
+        return False
+
+
 class Hermes3(QwQ):
     """Hermes 3 (Llama 3.1): tools with Python-style signatures; results in a `tool` turn."""
 
