@@ -152,3 +152,14 @@ def test_tool_output_is_neutralized_per_family() -> None:
         data = "".join(s.text for s in fmt.observation("x " + forged, name="add") if not s.structure)
         assert forgery.search(forged) and not forgery.search(data), (name, data)
         assert "x " in data
+
+
+@pytest.mark.parametrize("effort", ["low", "high"])
+def test_gpt_oss_reasoning_effort(effort: str) -> None:
+    name = "openai-gpt-oss-120b"
+    m = model(name, ["<|channel|>final<|message|>42"])
+    agent = Agent(m, [add], examples=(), system_prompt=SYSTEM, reasoning_effort=effort, max_steps=1)
+    agent.run(QUESTION)
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
+    rendered = jinja(name, messages, agent.tools.schemas(), True, reasoning_effort=effort)
+    assert prompt_text(m) == rendered and f"Reasoning: {effort}\n" in rendered

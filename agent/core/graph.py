@@ -79,7 +79,12 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
     forced = [s for s in schemas if tool_choice in ("required", s["function"]["name"])]
     if tool_choice not in ("auto", "required", "none") and not forced:
         raise ValueError(f"tool_choice names no registered tool: {tool_choice!r}")
-    fmt = for_template(model.chat_template, settings.chat_format, bos_token=getattr(model, "bos_token", ""))
+    fmt = for_template(
+        model.chat_template,
+        settings.chat_format,
+        bos_token=getattr(model, "bos_token", ""),
+        reasoning_effort=settings.reasoning_effort,
+    )
     open_grammar = fmt.grammar(schemas, opened=True) if schemas else None
     forced_grammar = fmt.grammar(forced, opened=False) if forced else None
     thinking = model.thinking if settings.reasoning is None else settings.reasoning

@@ -139,6 +139,10 @@ class Settings:
     )
     """The chat format to render and parse with (`agent.core.formats`); None: the family the model's
     chat template belongs to."""
+    reasoning_effort: Literal["low", "medium", "high"] | None = field(
+        default=None, metadata=option("gpt-oss: how hard it thinks (its system message's Reasoning:)", metavar="LEVEL")
+    )
+    """gpt-oss's `Reasoning: low|medium|high`; None: its template's default, medium."""
     budget: Budget = Budget()
     """The episode's limits."""
     controls: Controls = Controls()

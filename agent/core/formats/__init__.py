@@ -48,10 +48,13 @@ FORMATS: dict[str, Callable[[str], ChatFormat]] = {
 """Each family's format, built from the model's template (the Jinja fallback renders with it)."""
 
 
-def for_template(template: str, name: str | None = None, *, bos_token: str = "") -> ChatFormat:
+def for_template(
+    template: str, name: str | None = None, *, bos_token: str = "", reasoning_effort: str | None = None
+) -> ChatFormat:
     """The chat format for a model with this template; `name` (`--chat-format`) overrides detection.
 
-    `bos_token` is the text of the model's begin-of-sequence token, for the Jinja fallback.
+    `bos_token` is the text of the model's begin-of-sequence token, for the Jinja fallback;
+    `reasoning_effort` is gpt-oss's `Reasoning:` level.
     """
     if name is not None and name not in FORMATS:
         known = ", ".join(n for n in FAMILIES if n in FORMATS)
@@ -59,7 +62,10 @@ def for_template(template: str, name: str | None = None, *, bos_token: str = "")
     chosen = name or family(template)
     if chosen == "jinja":
         return Jinja(template, bos_token)
-    return FORMATS[chosen](template)
+    fmt = FORMATS[chosen](template)
+    if reasoning_effort is not None and isinstance(fmt, Harmony):
+        fmt.reasoning_effort = reasoning_effort
+    return fmt
 
 
 __all__ = ["FORMATS", "ChatFormat", "for_template"]
