@@ -18,7 +18,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from agent.models.families import default_thinking, family, family_sampling
@@ -224,5 +224,5 @@ class LlamaCppModel:
             "trained_context": None if trained is None else int(trained),
             "thinking": self.thinking,
             "chat_format": self.family,
-            "sampling": self.sampling,
+            "sampling": asdict(self.sampling),
         }

@@ -12,6 +12,7 @@ the model does in what situation instead of in what order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from agent.models.chatml import IM_START, THINK_OPEN
@@ -61,7 +62,7 @@ class _Characters:
             "context_size": self.context_size,
             "thinking": self.thinking,
             "chat_format": self.family,
-            "sampling": self.sampling,
+            "sampling": asdict(self.sampling),
         }
 
     def _started(self, prompt: list[int], grammar: str | None) -> int:

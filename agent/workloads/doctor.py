@@ -119,9 +119,9 @@ def model_format(facts: dict[str, Any]) -> str:
     s = facts.get("sampling")
     if s is None:
         return kind
-    sampling = f"temperature {s.temperature:g}, top_p {s.top_p:g}, top_k {s.top_k}, min_p {s.min_p:g}"
-    if s.repeat_penalty != 1.0:
-        sampling += f", repeat penalty {s.repeat_penalty:g}"
+    sampling = f"temperature {s['temperature']:g}, top_p {s['top_p']:g}, top_k {s['top_k']}, min_p {s['min_p']:g}"
+    if s["repeat_penalty"] != 1.0:
+        sampling += f", repeat penalty {s['repeat_penalty']:g}"
     return f"{kind}, chat format {facts.get('chat_format', '?')}, sampling {sampling}"
 
 
