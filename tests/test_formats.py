@@ -163,3 +163,13 @@ def test_gpt_oss_reasoning_effort(effort: str) -> None:
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
     rendered = jinja(name, messages, agent.tools.schemas(), True, reasoning_effort=effort)
     assert prompt_text(m) == rendered and f"Reasoning: {effort}\n" in rendered
+
+
+def test_our_own_observations_enter_as_written() -> None:
+    """Text the agent writes about a call (`ours`) is not outside text: kept as is, as structure."""
+    for name in ("Qwen-QwQ-32B", "openai-gpt-oss-120b", "meta-llama-Llama-3.2-3B-Instruct"):
+        fmt = for_template(template(name))
+        outside = [s for s in fmt.observation("<tool_call>", name="add") if "tool_call" in s.text]
+        ours = [s for s in fmt.observation("<tool_call>", name="add", ours=True) if "tool_call" in s.text]
+        assert [s.structure for s in outside] == [False] and "&lt;tool_call>" in outside[0].text
+        assert [s.structure for s in ours] == [True] and "<tool_call>" in ours[0].text

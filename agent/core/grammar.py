@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from agent.models.chatml import CALL_CLOSE, CALL_OPEN
+from agent.core.transcript import CALL_CLOSE, CALL_OPEN
 
 
 def call_schema(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:

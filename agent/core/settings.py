@@ -19,8 +19,7 @@ import typing
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from agent.core.transcript import Message
-from agent.models.chatml import THINK_CLOSE
+from agent.core.transcript import THINK_CLOSE, Message
 from agent.models.families import FAMILIES
 
 Approval = Literal["auto", "always", "never"]

@@ -16,6 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent.core.records import Call
+from agent.models.chatml import CALL_CLOSE, CALL_OPEN, IM_END, IM_START, THINK_CLOSE, THINK_OPEN, neutralize
+
+__all__ = [
+    "CALL_CLOSE", "CALL_OPEN", "IM_END", "IM_START", "THINK_CLOSE", "THINK_OPEN", "Message", "Role", "Segment",
+    "Transcript", "neutralize", "tojson",
+]  # fmt: skip
+"""ChatML's tags are re-exported: older code imports them from here."""
 
 Role = Literal["system", "user", "assistant", "tool"]
 

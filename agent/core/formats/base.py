@@ -15,10 +15,10 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from agent.core.grammar import JSON_CHAR, tool_call_grammar
+from agent.core.grammar import tool_call_grammar
 from agent.core.parse import BadCall, ParsedCall, StreamParser
 from agent.core.records import Call
 from agent.core.transcript import Message, Segment, tojson
@@ -88,10 +88,15 @@ class ChatFormat:
         return False
 
     def observation(
-        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True
+        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True, ours: bool = False
     ) -> list[Segment]:
         """A tool result as the template renders it (`name`: the tool that returned it)."""
         raise NotImplementedError
+
+    def result(self, text: str, ours: bool, encode: Callable[[str], str] = str) -> Segment:
+        """A result's text: outside text neutralized, as data; `ours` (the agent's own words about a
+        call) as written. `encode` is how the template writes it (gpt-oss and Llama: as JSON)."""
+        return Segment(encode(text), True) if ours else Segment(encode(self.neutralize(text)), False)
 
     def end(self, called: bool) -> str:
         """What follows a generated turn; `called`: it ended in a tool call."""
@@ -154,16 +159,18 @@ def named_call(name: str, arguments: Any, raw: str, shape: str) -> ParsedCall | 
     return ParsedCall(Call(name, arguments), raw)
 
 
-def json_rules(tools: Tools, *, prefix: str = "args") -> tuple[list[str], list[str]]:
-    """GBNF rules for each tool's arguments object: (rule names in tool order, all rules)."""
-    from llama_cpp.llama_grammar import SchemaConverter
+def json_rules(tools: Tools) -> tuple[list[str], list[str]]:
+    """GBNF rules for each tool's arguments: (the rule of each, in tool order; all rules).
 
-    converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    Taken from the Hermes call grammar (`agent.core.grammar`), so every family's arguments are
+    generated under the same rules, bounds included; only the wrapper around them differs.
+    """
+    rules = tool_call_grammar(tools, opened=True).splitlines()[1:]  # all but its root
     names = []
-    for i, t in enumerate(tools):
-        schema = converter.resolve_refs(t["function"].get("parameters") or {"type": "object"}, f"tool{i}")
-        names.append(converter.visit(schema, f"{prefix}{i}"))
-    rules = [JSON_CHAR if line.startswith("char ::=") else line for line in converter.format_grammar().splitlines()]
+    for i in range(len(tools)):
+        kv = ("call" if len(tools) == 1 else f"call-{i}") + "-arguments-kv ::= "
+        line = next(r for r in rules if r.startswith(kv))
+        names.append(line.rsplit('":" space ', 1)[1].strip())
     return names, rules
 
 

@@ -100,11 +100,11 @@ class QwQ(ChatFormat):
         return opened, thinking
 
     def observation(
-        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True
+        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True, ours: bool = False
     ) -> list[Segment]:
         return [
             Segment((IM_START + "user" if open_turn else "") + "\n<tool_response>\n", True),
-            Segment(self.neutralize(text), False),
+            self.result(text, ours),
             Segment("\n</tool_response>" + (IM_END + "\n" if close_turn else ""), True),
         ]
 
@@ -214,13 +214,13 @@ class Hermes3(QwQ):
         return f"{IM_START}assistant\n", False
 
     def observation(
-        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True
+        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True, ours: bool = False
     ) -> list[Segment]:
         # As history renders it (a result followed by more): "\n</tool_response>\n", then the
         # end of the turn with no newline after it.
         return [
             Segment((IM_START + "tool\n" if open_turn else "") + "<tool_response>\n", True),
-            Segment(self.neutralize(text), False),
+            self.result(text, ours),
             Segment("\n</tool_response>\n" + (IM_END if close_turn else ""), True),
         ]
 
@@ -346,9 +346,9 @@ class SmolLM3(QwQ):
         return thinking
 
     def observation(
-        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True
+        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True, ours: bool = False
     ) -> list[Segment]:
-        return [Segment(IM_START + "user\n", True), Segment(self.neutralize(text), False), Segment(IM_END + "\n", True)]
+        return [Segment(IM_START + "user\n", True), self.result(text, ours), Segment(IM_END + "\n", True)]
 
     def opens_observations(self, text: str) -> bool:
         return True

@@ -106,11 +106,11 @@ class DeepSeekR1(ChatFormat):
         return OUTPUTS_OPEN not in text
 
     def observation(
-        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True
+        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True, ours: bool = False
     ) -> list[Segment]:
         return [
             Segment(OUTPUTS_OPEN + OUTPUT_OPEN if open_turn else "\n" + OUTPUT_OPEN, True),
-            Segment(self.neutralize(text), False),
+            self.result(text, ours),
             Segment(OUTPUT_CLOSE, True),
         ]
 

@@ -162,13 +162,13 @@ class Harmony(ChatFormat):
         return text.replace("</think>\n\n", END + START + "assistant" + CHANNEL + "final" + MESSAGE)
 
     def observation(
-        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True
+        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True, ours: bool = False
     ) -> list[Segment]:
         return [
             Segment(START + "functions.", True),
             Segment(name, False),
             Segment(" to=assistant" + CHANNEL + "commentary" + MESSAGE, True),
-            Segment(tojson(self.neutralize(text)), False),
+            self.result(text, ours, encode=tojson),
             Segment(END, True),
         ]
 

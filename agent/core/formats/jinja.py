@@ -101,7 +101,13 @@ class Jinja(ChatFormat):
         return [Message("system", "s"), Message("user", "q"), Message("assistant", "" if call else "a", call)]
 
     def _after(
-        self, stub: list[Message], messages: Sequence[Message], *, generation: bool = False, **extra: Any
+        self,
+        stub: list[Message],
+        messages: Sequence[Message],
+        *,
+        generation: bool = False,
+        defuse: Any = None,
+        **extra: Any,
     ) -> list[Segment]:
         marked_stub = [_marked(m, 1000 + i) for i, m in enumerate(stub)]
         base = self.text(marked_stub, **extra)
@@ -109,7 +115,7 @@ class Jinja(ChatFormat):
             [*marked_stub, *(_marked(m, i) for i, m in enumerate(messages))], generation=generation, **extra
         )
         start = len(base) if full.startswith(base) else _common(full, base)
-        return _split(full[start:], messages, self.neutralize)
+        return _split(full[start:], messages, defuse or self.neutralize)
 
     def render(
         self,
@@ -148,9 +154,9 @@ class Jinja(ChatFormat):
         return True
 
     def observation(
-        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True
+        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True, ours: bool = False
     ) -> list[Segment]:
-        return self._after(self._stub(True, name), [Message("tool", text)])
+        return self._after(self._stub(True, name), [Message("tool", text)], defuse=(lambda t: t) if ours else None)
 
 
 def _marked(m: Message, i: int) -> Message:

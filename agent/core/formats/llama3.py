@@ -97,10 +97,10 @@ class Llama3(ChatFormat):
         return True
 
     def observation(
-        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True
+        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True, ours: bool = False
     ) -> list[Segment]:
         # The template JSON-encodes the result (a string is "iterable" to Jinja).
-        return [Segment(header("ipython"), True), Segment(tojson(self.neutralize(text)), False), Segment(EOT, True)]
+        return [Segment(header("ipython"), True), self.result(text, ours, encode=tojson), Segment(EOT, True)]
 
     def parse_call(self, raw: str, tools: Tools) -> ParsedCall | BadCall:
         return json_call(self.call_open + raw, "parameters", _SHAPE)

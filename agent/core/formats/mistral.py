@@ -85,11 +85,11 @@ class Mistral3(ChatFormat):
         return text.replace("</think>\n\n", self.think_close)
 
     def observation(
-        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True
+        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True, ours: bool = False
     ) -> list[Segment]:
         return [
             Segment("[TOOL_RESULTS]", True),
-            Segment(self.neutralize(text), False),
+            self.result(text, ours),
             Segment("[/TOOL_RESULTS]", True),
         ]
 

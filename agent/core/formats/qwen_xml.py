@@ -152,11 +152,11 @@ class Qwen35(QwQ):
         o.s(IM_END + "\n")
 
     def observation(
-        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True
+        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True, ours: bool = False
     ) -> list[Segment]:
         return [
             Segment((IM_START + "user" if open_turn else "") + "\n<tool_response>\n", True),
-            Segment(self.neutralize(text).strip(), False),
+            self.result(text.strip(), ours),
             Segment("\n</tool_response>" + (IM_END + "\n" if close_turn else ""), True),
         ]
 
@@ -209,8 +209,8 @@ class Qwen35(QwQ):
             body = " ".join(parts) or '""'
             rules.append(f"tool{i} ::= {gbnf(t['function']['name'] + '>' + chr(10))} {body}")
             variants.append(f"tool{i}")
-        names, json_part = json_rules(complex_schemas, prefix="xml-json") if complex_schemas else ([], [])
-        rules += [f"xml-json{i} ::= {n}" for i, n in enumerate(names) if n != f"xml-json{i}"]
+        names, json_part = json_rules(complex_schemas) if complex_schemas else ([], [])
+        rules += [f"xml-json{i} ::= {n}" for i, n in enumerate(names)]
         one = f'"\\n<function=" ({" | ".join(variants)}) "</function>\\n</tool_call>"'
         first = one if opened else f'"\\n"? "\\n"? "<tool_call>" {one}'
         return "\n".join(
@@ -302,11 +302,11 @@ class Qwen3Coder(Qwen35):
         return f"{IM_START}assistant\n", False
 
     def observation(
-        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True
+        self, text: str, *, name: str = "", open_turn: bool = True, close_turn: bool = True, ours: bool = False
     ) -> list[Segment]:
         return [
             Segment((IM_START + "user\n" if open_turn else "") + "<tool_response>\n", True),
-            Segment(self.neutralize(text), False),
+            self.result(text, ours),
             Segment("\n</tool_response>\n" + (IM_END + "\n" if close_turn else ""), True),
         ]
 
