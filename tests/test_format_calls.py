@@ -210,3 +210,19 @@ def test_every_familys_grammar_is_accepted_by_llama_cpp() -> None:
             sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
             assert sampler, (name, opened, grammar)
             llama_cpp.llama_sampler_free(sampler)
+
+
+def test_gemma_is_known_by_its_architecture_when_it_carries_no_template() -> None:
+    from agent.models.families import family
+
+    assert family("", "gemma3") == "gemma" and family("") == "qwq"
+    m = ScriptedModel([HERMES, ANSWER])
+    agent = Agent(m, [add], examples=(), system_prompt=SYSTEM, chat_format="gemma", tool_choice="auto")
+    result = agent.run("What is 37 + 5?")
+    assert [(c.name, c.output) for c in result.tool_calls] == [("add", "42")] and result.answer == ANSWER
+    text = agent.last_state["text"]
+    assert text.startswith(f"<bos><start_of_turn>user\n{SYSTEM}\n\n# Tools\n")
+    assert text.endswith(
+        "<start_of_turn>model\n" + HERMES + "<end_of_turn>\n<start_of_turn>user\n<tool_response>\n42\n"
+        "</tool_response><end_of_turn>\n<start_of_turn>model\n" + ANSWER + "<end_of_turn>\n"
+    )

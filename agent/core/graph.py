@@ -81,7 +81,7 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
         raise ValueError(f"tool_choice names no registered tool: {tool_choice!r}")
     fmt = for_template(
         model.chat_template,
-        settings.chat_format,
+        settings.chat_format or getattr(model, "family", None),  # a GGUF without a template: its architecture
         bos_token=getattr(model, "bos_token", ""),
         reasoning_effort=settings.reasoning_effort,
     )

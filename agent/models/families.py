@@ -13,7 +13,7 @@ from agent.models.protocol import INSTRUCT_SAMPLING, Sampling
 
 FAMILIES = (
     "qwq", "qwen2.5", "qwen3", "qwen3-thinking", "qwen3.5", "qwen3-coder", "deepseek-r1", "gpt-oss", "smollm3",
-    "llama3", "hermes3", "mistral3", "jinja",
+    "llama3", "hermes3", "mistral3", "gemma", "jinja",
 )  # fmt: skip
 """Every family name `--chat-format` takes; `jinja` renders with the model's own template."""
 
@@ -30,14 +30,19 @@ _CARDS: dict[str, tuple[Sampling, Sampling]] = {
     "gpt-oss": (Sampling(1.0, 1.0, 0), Sampling(1.0, 1.0, 0)),
     "smollm3": (Sampling(0.6, 0.95, 40), Sampling(0.6, 0.95, 40)),
     "mistral3": (Sampling(0.7, 0.95, 40), Sampling(0.15, 0.95, 40)),
+    "gemma": (Sampling(1.0, 0.95, 64), Sampling(1.0, 0.95, 64)),
 }
 
 
-def family(template: str) -> str:
-    """The family a chat template belongs to; "qwq" when it is unknown (""), "jinja" when foreign."""
+def family(template: str, architecture: str = "") -> str:
+    """The family a chat template belongs to; "qwq" when it is unknown (""), "jinja" when foreign.
+
+    `architecture` (a GGUF's `general.architecture`) names the family of a file without a template.
+    """
     t = template
     if not t:
-        return "qwq"  # a server that does not say: taken to be QwQ, as before families existed
+        # A server that does not say is taken to be QwQ, as before families existed.
+        return "gemma" if architecture.startswith("gemma") else "qwq"
     if "<|channel|>" in t and "<|start|>" in t:
         return "gpt-oss"
     if "<｜Assistant｜>" in t or "<｜tool▁calls▁begin｜>" in t:
@@ -46,6 +51,8 @@ def family(template: str) -> str:
         return "llama3"
     if "[TOOL_CALLS]" in t and "[ARGS]" in t and "[INST]" in t:
         return "mistral3"
+    if "<start_of_turn>" in t and "<end_of_turn>" in t:
+        return "gemma"
     if "<|im_start|>" not in t:
         return "jinja"
     if "<function=" in t and "<parameter=" in t:

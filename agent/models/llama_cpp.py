@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agent.models.families import default_thinking, family, family_sampling
+from agent.models.families import family, family_sampling, thinks
 from agent.models.protocol import Generation, ModelError, Piece, Sampling, common_prefix
 from agent.models.sources import check_gguf, resolve_model_path
 
@@ -97,8 +97,9 @@ class LlamaCppModel:
         bos = self.llm.token_bos()
         self.bos_token = self.llm.detokenize([bos], special=True).decode(errors="replace") if bos >= 0 else ""
         """The text of its begin-of-sequence token, for templates that write `bos_token`."""
-        self.family = family(self.chat_template)
-        self.thinking = default_thinking(self.chat_template) if thinking is None else thinking
+        self.family = family(self.chat_template, self.llm.metadata.get("general.architecture", ""))
+        """Its chat format's family: from its template, or its architecture when it carries none."""
+        self.thinking = (bool(self.chat_template) and thinks(self.family)) if thinking is None else thinking
         self.sampling = sampling or family_sampling(self.family, self.thinking)
         self.name = self.llm.metadata.get("general.name") or model_path.stem
         self.path = model_path

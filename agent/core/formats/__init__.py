@@ -13,6 +13,7 @@
 | harmony | gpt-oss |
 | llama3 | Llama 3.1 / 3.2 |
 | mistral | Ministral 3 |
+| gemma | Gemma 2 / 3 |
 | jinja | anything else |
 """
 
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from agent.core.formats.base import ChatFormat
 from agent.core.formats.chatml import Hermes3, Qwen3, Qwen3Thinking, Qwen25, QwQ, SmolLM3
 from agent.core.formats.deepseek import DeepSeekR1
+from agent.core.formats.gemma import Gemma
 from agent.core.formats.harmony import Harmony
 from agent.core.formats.jinja import Jinja
 from agent.core.formats.llama3 import Llama3
@@ -43,6 +45,7 @@ FORMATS: dict[str, Callable[[str], ChatFormat]] = {
     "gpt-oss": lambda template: Harmony(),
     "llama3": Llama3,
     "mistral3": lambda template: Mistral3(),
+    "gemma": lambda template: Gemma(),
     "jinja": Jinja,
 }
 """Each family's format, built from the model's template (the Jinja fallback renders with it)."""
