@@ -155,6 +155,7 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
         )
         deadline = None if budget.max_seconds is None else began + budget.max_seconds - used.time_total_s
         parser = fmt.parser(schemas, thinking=opened, calls=use_tools and not final, calls_in_thought=in_thought)
+        # Qwen3, SmolLM3, gpt-oss open their thought themselves: a forced call waits until it closes.
         parser.thought_expected = fmt.may_open_thought(thinking) and not final
         left = [
             b - used
