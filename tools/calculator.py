@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 
 from tools.registry import ToolError, tool
 from tools.worker import Launch, StartFailed, Worker, WorkerDied, WorkerError, WorkerTimeout
@@ -36,6 +39,9 @@ STARTUP_SECONDS = 30.0
 """Limit for the worker to import sympy and report ready (slow CI disks)."""
 MAX_INPUT_CHARS = 2000
 """Longest expression accepted; also bounds parse depth and normalisation work."""
+CALL_MAX_CHARS = 400
+"""Longest expression a model may write in a call (the grammar's bound): room for any real
+expression, while a call that rambles on is cut after a few dozen tokens."""
 
 
 def _launch() -> Launch:
@@ -47,9 +53,10 @@ def _launch() -> Launch:
 _worker = Worker(_launch, startup_seconds=STARTUP_SECONDS, max_line_bytes=1 << 20)
 
 
-def calculate(expression: str) -> str:
+def calculate(expression: Annotated[str, Field(max_length=CALL_MAX_CHARS)]) -> str:
     """Evaluate math exactly with sympy: arithmetic, algebra, calculus, equations.
 
+    The tool for arithmetic: any calculation with numbers, however simple. `^` is a power here.
     Write it as you would on paper: `2^10`, `10²³`, `3(4+5)`, `2x`, `15% of 80`, `1,000 * 3`,
     `5!`, `sqrt(2)/2`, `log(8, 2)`, `\\frac{1}{2} + \\sqrt[3]{27}`, `binomial(10, 3)`,
     `gcd(12, 18)`, `solve x^2 - 5x + 6 = 0`, `solve x + y = 3, x - y = 1`, `simplify ...`,
