@@ -137,6 +137,7 @@ def test_results_are_written_per_item_and_graded(tmp_path: Path) -> None:
         "steps": 2,
         "tool_calls": 1,
         "tool_errors": 0,
+        "invalid_calls": 0,
         "generated_tokens": 10,
         "thinking_tokens": 0,
         "prompt_evaluated": 100,
