@@ -16,6 +16,7 @@ This module writes grammar text only; it neither loads a model nor samples.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,13 +63,19 @@ def tool_call_grammar(tools: Sequence[dict[str, Any]], *, opened: bool = True) -
         """
 
         def visit(self, schema: dict[str, Any], name: str) -> str:
-            fixed = any(k in schema for k in ("enum", "const", "pattern", "format", "$ref"))
-            if schema.get("type") == "string" and "maxLength" in schema and not fixed:
-                least, most = int(schema.get("minLength", 0)), int(schema["maxLength"])
+            fixed = any(k in schema for k in ("enum", "const", "format", "$ref"))
+            excluded = EXCLUDING.fullmatch(schema.get("pattern", "")) if "pattern" in schema else None
+            if schema.get("type") == "string" and "maxLength" in schema and not fixed and "pattern" not in schema:
                 char = self._add_primitive("char", PRIMITIVE_RULES["char"])
-                rule = f'"\\"" {char}{{{least},{most}}} "\\"" space'
-                return str(self._add_rule(name + "-" if name in RESERVED_NAMES else name or "root", rule))
-            return str(super().visit(schema, name))
+            elif schema.get("type") == "string" and "maxLength" in schema and not fixed and excluded:
+                # `^[^{}#]*$`: JSON characters but those, a set a grammar says in one class.
+                banned = "".join(f"\\x{ord(c):02X}" for c in excluded.group(1).replace("\\", ""))
+                char = self._add_rule(f"{name}-char", JSON_CHAR_EXCEPT.format(banned))
+            else:
+                return str(super().visit(schema, name))
+            least, most = int(schema.get("minLength", 0)), int(schema["maxLength"])
+            rule = f'"\\"" {char}{{{least},{most}}} "\\"" space'
+            return str(self._add_rule(name + "-" if name in RESERVED_NAMES else name or "root", rule))
 
     converter = Bounded(prop_order={"name": 0, "arguments": 1}, allow_fetch=False, dotall=False, raw_pattern=False)
     schema = converter.resolve_refs(call_schema(tools), "tools")
@@ -80,11 +87,14 @@ def tool_call_grammar(tools: Sequence[dict[str, Any]], *, opened: bool = True) -
     return "\n".join([f"root ::= {first} {more}", *rules])
 
 
+EXCLUDING = re.compile(r"\^\[\^([^\]\\]+)\]\*\$")
+"""A pattern that only excludes some characters (`^[^{}#]*$`): bounded by maxLength like any string."""
+# llama-cpp-python's converter lets raw control characters into strings; JSON forbids them, and a
+# model given a newline there can write one string forever.
+JSON_CHAR_EXCEPT = r'[^"\\\x7F\x00-\x1F{}] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{{4}})'
 _MORE = DEFAULT_MAX_ITEMS - 1
 BOUNDED_PRIMITIVES = {
-    # llama-cpp-python's converter lets raw control characters into strings; JSON forbids them,
-    # and a model given a newline there can write one string forever.
-    "char": r'char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})',
+    "char": "char ::= " + JSON_CHAR_EXCEPT.format(""),
     # The free JSON values of an untyped argument, each bounded as the registry's defaults are.
     "string": f'string ::= "\\"" char{{0,{DEFAULT_MAX_LENGTH}}} "\\"" space',
     "array": f'array ::= "[" space ( value ("," space value){{0,{_MORE}}} )? "]" space',
