@@ -64,17 +64,24 @@ def tool_call_grammar(tools: Sequence[dict[str, Any]], *, opened: bool = True) -
 
         def visit(self, schema: dict[str, Any], name: str) -> str:
             fixed = any(k in schema for k in ("enum", "const", "format", "$ref"))
-            excluded = EXCLUDING.fullmatch(schema.get("pattern", "")) if "pattern" in schema else None
-            if schema.get("type") == "string" and "maxLength" in schema and not fixed and "pattern" not in schema:
-                char = self._add_primitive("char", PRIMITIVE_RULES["char"])
-            elif schema.get("type") == "string" and "maxLength" in schema and not fixed and excluded:
-                # `^[^{}#]*$`: JSON characters but those, a set a grammar says in one class.
-                banned = "".join(f"\\x{ord(c):02X}" for c in excluded.group(1).replace("\\", ""))
-                char = self._add_rule(f"{name}-char", JSON_CHAR_EXCEPT.format(banned))
-            else:
+            shape = CLASSES.fullmatch(schema.get("pattern", "")) if "pattern" in schema else None
+            if (
+                schema.get("type") != "string"
+                or "maxLength" not in schema
+                or fixed
+                or ("pattern" in schema and not shape)
+            ):
                 return str(super().visit(schema, name))
             least, most = int(schema.get("minLength", 0)), int(schema["maxLength"])
-            rule = f'"\\"" {char}{{{least},{most}}} "\\"" space'
+            first = ""
+            if shape is None:
+                char = self._add_primitive("char", PRIMITIVE_RULES["char"])
+            else:  # `^[a-z][^{}#]*$`: a first character from a class, then JSON characters but some
+                banned = "".join(f"\\x{ord(c):02X}" for c in shape.group(2).replace("\\", ""))
+                char = self._add_rule(f"{name}-char", JSON_CHAR_EXCEPT.format(banned))
+                if shape.group(1):
+                    first, least, most = f"[{shape.group(1)}] ", max(0, least - 1), most - 1
+            rule = f'"\\"" {first}{char}{{{least},{most}}} "\\"" space'
             return str(self._add_rule(name + "-" if name in RESERVED_NAMES else name or "root", rule))
 
     converter = Bounded(prop_order={"name": 0, "arguments": 1}, allow_fetch=False, dotall=False, raw_pattern=False)
@@ -87,8 +94,10 @@ def tool_call_grammar(tools: Sequence[dict[str, Any]], *, opened: bool = True) -
     return "\n".join([f"root ::= {first} {more}", *rules])
 
 
-EXCLUDING = re.compile(r"\^\[\^([^\]\\]+)\]\*\$")
-"""A pattern that only excludes some characters (`^[^{}#]*$`): bounded by maxLength like any string."""
+CLASSES = re.compile(r"\^(?:\[([^\]\\^\"][^\]\\\"]*)\])?\[\^([^\]\\]+)\]\*\$")
+"""The patterns a grammar bounds by `maxLength` like a plain string: characters but some
+(`^[^{}#]*$`), after a first one from a class (`^[0-9(][^{}#]*$`). Others are left to llama.cpp's
+converter, which bounds them only as their quantifiers do."""
 # llama-cpp-python's converter lets raw control characters into strings; JSON forbids them, and a
 # model given a newline there can write one string forever.
 JSON_CHAR_EXCEPT = r'[^"\\\x7F\x00-\x1F{}] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{{4}})'
