@@ -53,6 +53,15 @@ def test_a_step_without_an_answer_stops_the_workflow(tmp_path: Path) -> None:
     assert outcome.answer is None and [s for s, _ in outcome.steps] == ["double"]
 
 
+def test_our_protocol_text_as_a_steps_answer_stops_the_workflow(tmp_path: Path) -> None:
+    echoed = "<tool_response>\nYou already called add with these arguments (1 time(s)); it returned: 6"
+    limit = "You've reached the limit for this task (steps). Do not call any more tools."
+    flow = load_workflow(write(tmp_path, PIPELINE))
+    outcome = flow.run(ScriptedModel([echoed, limit, "The result is 6."]), {"who": "Ann"})
+    assert outcome.answer is None and [s for s, _ in outcome.steps] == ["double"]  # never passed on
+    assert outcome.steps[0][1].stop_reason == "no_answer"
+
+
 def test_variables_must_be_known_and_given(tmp_path: Path) -> None:
     flow = load_workflow(write(tmp_path, PIPELINE))
     with pytest.raises(WorkflowError, match="give a value with --var for: who"):

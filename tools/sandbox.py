@@ -50,7 +50,9 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import Field
 
 from tools import sandbox_cgroup, sandbox_seccomp
 from tools.registry import Tool, ToolError, tool
@@ -250,7 +252,7 @@ class Sandbox:
     def as_tool(self) -> Tool:
         """This sandbox as the `python` tool, e.g. one session per episode."""
 
-        def cell(code: str, timeout: float = 10.0) -> str:
+        def cell(code: Code, timeout: float = 10.0) -> str:
             return observe(self.run(code, timeout), timeout)
 
         cell.__doc__ = run_python.__doc__
@@ -455,12 +457,19 @@ _FRESH = "Each call starts afresh: no variables or files survive from earlier ca
 _KEPT = "Variables and files persist between calls, as in a notebook."
 
 
-def run_python(code: str, timeout: float = 10.0) -> str:
+CODE_MAX_CHARS = 3000
+"""Longest cell a model may write in a call (the grammar's bound): a real program, many times an
+expression's room, still cut before it fills a small model's context."""
+Code = Annotated[str, Field(max_length=CODE_MAX_CHARS)]
+
+
+def run_python(code: Code, timeout: float = 10.0) -> str:
     """Run Python code in an isolated sandbox and return what it printed, or its traceback.
 
     Each call starts afresh: no variables or files survive from earlier calls. numpy and sympy are
     installed; there is no network and no access to the user's files. The value of a final bare
-    expression is printed, as in a notebook.
+    expression is printed, as in a notebook. For plain arithmetic use the calculator: in Python
+    `^` is bitwise XOR (`2^16` is 18), so write powers as `**`.
 
     Args:
         code: A complete Python program; print() the results you need.

@@ -120,7 +120,13 @@ def run(args: argparse.Namespace) -> int:
         label = f"{name}: {agent.model.name}" if len(configs) > 1 else agent.model.name
         with _rich_progress(console, label) as progress:
             everything[name] = evaluate(
-                items, unattended(agent), config=name, output=args.output, workers=workers, progress=progress
+                items,
+                unattended(agent),
+                config=name,
+                output=args.output,
+                workers=workers,
+                progress=progress,
+                tools=list(agent.tools),
             )
         del agent  # free the model before the next configuration loads its own
     base = summarize(everything["base"], "base")
@@ -182,6 +188,7 @@ def summary_table(summaries: Sequence[Summary], comparison: Comparison | None = 
         ("answered", lambda s: f"{s.answered:.0%}"),
         ("steps / item", lambda s: f"{s.mean_steps:.2f}"),
         ("tool calls / item", lambda s: f"{s.mean_tool_calls:.2f}"),
+        ("valid calls", lambda s: f"{s.call_validity:.0%} of {s.calls}"),
         ("generated tokens / item", lambda s: f"{s.mean_generated_tokens:.0f}"),
         ("prompt tokens evaluated / item", lambda s: f"{s.mean_prompt_evaluated:.0f}"),
         ("seconds / item", lambda s: f"{s.mean_seconds:.2f}"),

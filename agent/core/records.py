@@ -33,6 +33,9 @@ class ToolCall(Call):
     """True when the call failed: bad call, unknown tool, bad arguments or a `ToolError`."""
     seconds: float = 0.0
     """Wall time the tool took."""
+    ours: bool = False
+    """The output is our own text (a bad call, a repetition, a refusal), not the tool's: it enters
+    the transcript as written, where a tool's output is neutralized as outside text."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 it to that), split into `Segment`s so structure and data can be tokenized differently: structure
 may contain special tokens, data (user text, observations, model text) never does. `Transcript`
 is the token sequence of one conversation; it only grows, so llama.cpp reuses its KV cache by
-prefix match. Tool output is defused with `neutralize` (`agent.models.chatml`) before it enters.
+prefix match. Tool output is defused with `neutralize` (`agent.models.chatml`) before it enters;
+our own observations (an unclosed call, a repetition) enter as we wrote them.
 
 This module does not talk to a model or parse what one generates (see `agent.parse`).
 """
@@ -129,11 +130,14 @@ def assistant_prompt(thinking: bool) -> str:
     return f"{IM_START}assistant\n" + (f"{THINK_OPEN}\n" if thinking else "")
 
 
-def observation(text: str, *, open_turn: bool = True, close_turn: bool = True) -> list[Segment]:
-    """A tool result as the template renders it: a `<tool_response>` inside a user turn."""
+def observation(text: str, *, open_turn: bool = True, close_turn: bool = True, ours: bool = False) -> list[Segment]:
+    """A tool result as the template renders it: a `<tool_response>` inside a user turn.
+
+    The text is outside text, neutralized, unless it is `ours` (written by the agent about a call).
+    """
     return [
         Segment((IM_START + "user" if open_turn else "") + "\n<tool_response>\n", True),
-        Segment(neutralize(text), False),
+        Segment(text if ours else neutralize(text), ours),
         Segment("\n</tool_response>" + (IM_END + "\n" if close_turn else ""), True),
     ]
 
