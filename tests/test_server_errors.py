@@ -133,3 +133,10 @@ def test_several_servers_share_a_batch_and_fail_over_without_running_a_task_twic
     answered = [b for b in one.requests + two.requests if not any(b is x for x in busy)]
     for i in range(8):  # two steps each, each answered once, by one server or the other
         assert sum(f"Task {i}:" in b["prompt"] for b in answered) == 2, i
+
+
+def test_streamed_pieces_enter_the_transcript_whole(serve: Serve) -> None:
+    server = serve(solver)  # it streams 3 characters at a time, across words and tags
+    result = Agent(OpenAIModel(server.url), [add], examples=(), max_steps=3).run("Task: 2 + 3?")
+    assert result.answer == "The answer is 5"
+    assert call("add", a=2, b=3) + "<|im_end|>" in server.requests[-1]["prompt"]  # sent back as it came

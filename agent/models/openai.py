@@ -61,6 +61,14 @@ def pack(text: str) -> list[int]:
     return ids
 
 
+def stand_in(piece: str) -> int:
+    """The one stand-in token of a streamed piece of at most 7 bytes (`split_pieces` cuts them so)."""
+    data = piece.encode()
+    if not 0 < len(data) <= 7:
+        raise ValueError(f"a stand-in holds 1 to 7 bytes, not {len(data)}")
+    return int.from_bytes(b"\x01" + data)
+
+
 def unpack(ids: Sequence[int]) -> str:
     """The text behind stand-in tokens."""
     data = b"".join(i.to_bytes((i.bit_length() + 7) // 8)[1:] for i in ids if i != END_TOKEN)
@@ -168,7 +176,7 @@ class OpenAIModel:
             thought = thought or bool(reasoning)
             for piece_text in split_pieces(reasoning + text):
                 count += 1
-                yield Piece(pack(piece_text)[0] if piece_text else END_TOKEN, piece_text)
+                yield Piece(stand_in(piece_text), piece_text)
             if choice.get("finish_reason") == "stop":
                 yield Piece(END_TOKEN, "", end=True)
                 return
