@@ -58,7 +58,7 @@ demo: $(VENV)/.installed bubblewrap  # the browser and graphviz are for tests on
 	$(VENV)/bin/qwq-agent solve "What is 37 * 89 + 12?"
 
 test: setup llama-server
-	$(PY) -m pip install --quiet -e '.[dev,plot]'  # the plot extra, so the --plot test runs
+	$(PY) -m pip install --quiet -e '.[dev,plot,serve]'  # plot and serve, so the --plot and langgraph dev tests run
 	QWQ_SANDBOX_STRICT=1 $(PY) -m pytest -q
 
 lint: setup
