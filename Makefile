@@ -44,6 +44,8 @@ llama-server: $(VENV)/.installed
 	@version=$$($(PY) -c "import importlib.metadata as m; print(m.version('llama-cpp-python'))"); \
 	dest=$(LLAMA_SERVER_CACHE)/$$version; \
 	if [ -x $$dest/llama-server ]; then echo "llama-server $$version: $$dest/llama-server"; exit 0; fi; \
+	{ command -v cmake && command -v c++; } >/dev/null 2>&1 || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get update -qq && $$sudo apt-get install -y -qq cmake g++; }; \
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(PY) -m pip download --quiet --no-deps --no-binary :all: --dest $$tmp llama-cpp-python==$$version && \
 	tar -xzf $$tmp/llama_cpp_python-$$version.tar.gz -C $$tmp && \
