@@ -80,3 +80,12 @@ def test_batch_with_four_workers_answers_every_task(
     assert sorted(int(r["id"]) for r in records) == list(range(4))
     assert all(r["answer"] is not None and r["tool_calls"] for r in records)
     assert "[4/4] 4 answered" in capsys.readouterr().err
+
+
+def test_chat_mode_against_llama_servers_chat_endpoint(server: str) -> None:
+    from agent.models.openai_chat import OpenAIChatModel
+
+    model = OpenAIChatModel(server, seed=0, context_size=4096)
+    result = Agent(model, [], max_steps=1, examples=(), max_tokens=24).run("Say hello.")
+    assert result.answer  # the server rendered the messages with the model's template and answered
+    assert "<|im_start|>" not in result.answer and "<|im_end|>" not in result.answer

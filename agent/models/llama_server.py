@@ -140,8 +140,9 @@ class LlamaServerModel:
         body["id_slot"] = slot
         count, first = 0, True
         written: list[int] = []
+        events = self.connection.events(f"{self.base_url}/completion", body)
         try:
-            for event in self.connection.events(f"{self.base_url}/completion", body):
+            for event in events:
                 if first:
                     timings = event.get("timings") or {}
                     if "cache_n" in timings:
@@ -164,6 +165,7 @@ class LlamaServerModel:
                     return
             raise ModelError(f"the model server at {self.base_url} ended the stream before the answer did")
         finally:
+            events.close()  # at once, not at garbage collection: the server stops generating for us
             if slot >= 0:
                 with self._lock:
                     self._busy[slot] = False

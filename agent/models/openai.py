@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from typing import Any
 
 from agent.models.chatml import IM_END, neutralize
@@ -162,9 +163,14 @@ class OpenAIModel:
         return Generation(reused, len(prompt) - reused, self._pieces(body, max_tokens))
 
     def _pieces(self, body: dict[str, Any], max_tokens: int) -> Iterator[Piece]:
+        events = self.connection.events(f"{self.base_url}/completions", body)
+        with closing(events):  # closing the generation closes the stream at once: the server stops
+            yield from self._read(events, max_tokens)
+
+    def _read(self, events: Iterator[dict[str, Any]], max_tokens: int) -> Iterator[Piece]:
         count = 0
         thought = False  # a reasoning_content stream is open
-        for event in self.connection.events(f"{self.base_url}/completions", body):
+        for event in events:
             choices = event.get("choices")
             if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
                 raise ModelError(f"the model server at {self.base_url} sent an event without choices: {event}"[:300])

@@ -24,6 +24,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from typing import Any
 
 from agent.models.chatml import CALL_CLOSE, CALL_OPEN, IM_END, IM_START, THINK_CLOSE, THINK_OPEN
@@ -153,11 +154,16 @@ class OpenAIChatModel(OpenAIModel):
             raise
 
     def _pieces_of(self, body: dict[str, Any], thought_open: bool) -> Iterator[Piece]:
+        events = self.connection.events(f"{self.base_url}/chat/completions", body)
+        with closing(events):  # closing the generation closes the stream at once: the server stops
+            yield from self._read(events, thought_open)
+
+    def _read(self, events: Iterator[dict[str, Any]], thought_open: bool) -> Iterator[Piece]:
         calls: dict[int, dict[str, Any]] = {}
         finish = None
         in_thought = thought_open
         inline = reasoned = False
-        for event in self.connection.events(f"{self.base_url}/chat/completions", body):
+        for event in events:
             choices = event.get("choices")
             if not isinstance(choices, list):
                 raise ModelError(f"the model server at {self.base_url} sent an event without choices: {event}"[:300])
