@@ -156,9 +156,9 @@ class OpenAIChatModel(OpenAIModel):
     def _pieces_of(self, body: dict[str, Any], thought_open: bool) -> Iterator[Piece]:
         events = self.connection.events(f"{self.base_url}/chat/completions", body)
         with closing(events):  # closing the generation closes the stream at once: the server stops
-            yield from self._read(events, thought_open)
+            yield from self._read_chat(events, thought_open)
 
-    def _read(self, events: Iterator[dict[str, Any]], thought_open: bool) -> Iterator[Piece]:
+    def _read_chat(self, events: Iterator[dict[str, Any]], thought_open: bool) -> Iterator[Piece]:
         calls: dict[int, dict[str, Any]] = {}
         finish = None
         in_thought = thought_open

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 from agent.models.protocol import ModelError
@@ -92,7 +92,7 @@ class Connection:
             return self._json(response.text)
         raise AssertionError("unreachable")
 
-    def events(self, url: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def events(self, url: str, body: dict[str, Any]) -> Generator[dict[str, Any], None, None]:
         """Stream a request's server-sent events (`data: {...}` lines) until `[DONE]` or the end."""
         import httpx
 
