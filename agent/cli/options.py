@@ -35,7 +35,8 @@ def common_options() -> argparse.ArgumentParser:
     group = common.add_argument_group("model and tools")
     group.add_argument(
         "--model",
-        help="GGUF path, hub file (Qwen/QwQ-32B-GGUF[:Q4_K_M], modelscope:Qwen/QwQ-32B-GGUF), or none: embedded",
+        help="GGUF path, hub file (Qwen/QwQ-32B-GGUF[:Q4_K_M], modelscope:Qwen/QwQ-32B-GGUF), a server"
+        " (openai:URL[,URL...] or openai:FILE of URLs), or none: embedded",
     )
     group.add_argument(
         "--n-gpu-layers", type=int, default=0, metavar="N", help="layers to offload to the GPU (-1: all)"
@@ -55,6 +56,13 @@ def common_options() -> argparse.ArgumentParser:
     served.add_argument("--session", metavar="NAME", help="keep the conversation in a durable session ($QWQ_SESSIONS)")
     served.add_argument("--api-key", metavar="KEY", help="API key of an openai:URL server (default: $OPENAI_API_KEY)")
     served.add_argument("--model-name", metavar="NAME", help="model name to request from an openai:URL server")
+    served.add_argument(
+        "--api",
+        choices=("auto", "tokens", "completions", "chat"),
+        default="auto",
+        help="how to speak to an openai:URL server: llama.cpp's tokens, /v1/completions, /v1/chat/completions"
+        " (default auto: tokens with llama-server, else completions)",
+    )
     common.add_argument("--hide-reasoning", action="store_true", help="do not show the model's reasoning")
     common.add_argument(
         "--collapse-reasoning", action="store_true", help="show only a live tail of the reasoning, then a summary"
@@ -126,10 +134,11 @@ def make_agent(args: argparse.Namespace) -> Agent:
     options = given_options(args)
     model: Any = args.model
     if model and model.startswith("openai:"):
-        from agent.models.openai import OpenAIModel
+        from agent.models.servers import connect
 
-        model = OpenAIModel(
+        model = connect(
             model.removeprefix("openai:"),
+            api=getattr(args, "api", "auto"),
             api_key=args.api_key,
             model_name=args.model_name,
             context_size=args.ctx,
