@@ -65,7 +65,7 @@ def test_tool_choice_none_lists_no_tools_and_runs_no_calls() -> None:
 
 
 def test_unknown_tool_choice_is_refused() -> None:
-    with pytest.raises(ValueError, match="names no registered tool"):
+    with pytest.raises(ValueError, match="'nonexistent' is none of the tools; choose one of: auto, required, none"):
         agent_for([], tool_choice="nonexistent")
 
 

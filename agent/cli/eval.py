@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent.cli import options
-from agent.cli.options import positive
+from agent.cli.options import not_negative, positive
 from agent.workloads.evaluation import Comparison, ItemResult, Progress, Summary
 
 
@@ -41,7 +41,7 @@ def add(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     task.add_argument("--write-data", metavar="FILE.jsonl", help="write the instances to FILE and stop (no model)")
     evaluation.add_argument("--limit", type=positive, metavar="N", help="items to run (default: all)")
-    evaluation.add_argument("--offset", type=int, default=0, metavar="N", help="lines to skip first")
+    evaluation.add_argument("--offset", type=not_negative, default=0, metavar="N", help="lines to skip first")
     evaluation.add_argument("--question-key", metavar="KEY", help="column of the question (default: guessed)")
     evaluation.add_argument("--answer-key", metavar="KEY", help="column of the reference answer (default: guessed)")
     evaluation.add_argument("--id-key", metavar="KEY", help="column of the item id (default: id, else line number)")
@@ -209,7 +209,7 @@ def compare_args(args: Any) -> Any:
     """The base options with those of `--compare "OPTIONS"` laid over them."""
     import shlex
 
-    parser = argparse.ArgumentParser(prog="qwq-agent")
+    parser = options.Parser(prog="qwq-agent --compare")
     add(parser.add_subparsers(dest="command"), options.common_options())
     base = ["eval", *([args.dataset] if args.dataset else [])]
     defaults = parser.parse_args(base)

@@ -18,7 +18,7 @@ from agent.cli.options import EXIT_ANSWERED, EXIT_NO_ANSWER, EXIT_WAITING
 def add(commands: Any, common: argparse.ArgumentParser) -> None:
     """Declare `solve` and its arguments."""
     solve = commands.add_parser("solve", parents=[common], help="answer one question")
-    solve.add_argument("question", help="the question, in quotes")
+    solve.add_argument("question", type=options.question, help="the question, in quotes")
     solve.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
     solve.set_defaults(run=run)
 

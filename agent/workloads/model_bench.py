@@ -341,13 +341,14 @@ def binding_efficiency(model: Any, tokens: int, rounds: int) -> tuple[float, lis
     return statistics.median(ratios), agent_rates, raw_rates
 
 
-def grammar_cost(model: Any, free_tokens: int, rounds: int) -> float:
-    """Median ratio of tokens/s: free text then a call under the grammar / the same count free."""
+def grammar_cost(model: Any, free_tokens: int, rounds: int, tools: Sequence[str] = ("calculator", "python")) -> float:
+    """Median ratio of tokens/s: free text then a call under the grammar of `tools` (built-in
+    tools by name) / the same count free."""
     from agent.core.grammar import tool_call_grammar
     from agent.core.transcript import Message, Segment, Transcript, assistant_prompt, render
     from tools import default_tools
 
-    schemas = [t.schema() for t in default_tools(["calculator", "python"])]
+    schemas = [t.schema() for t in default_tools(tools)]
     grammar = tool_call_grammar(schemas, opened=False)
     transcript = Transcript(model.tokenize)
     transcript.extend(
