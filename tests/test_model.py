@@ -227,3 +227,17 @@ def test_concurrent_callers_are_serialized_and_get_intact_answers() -> None:
     for t in threads:
         t.join()
     assert [together[i] for i in range(3)] == alone
+
+
+def test_the_prompt_is_announced_before_it_is_read(model: LlamaCppModel) -> None:
+    # The status line says "reading the prompt: N tokens…" from this hook, before the first token.
+    prompt = model.tokenize("<|im_start|>user\nSay hi to the reader.<|im_end|>\n<|im_start|>assistant\n", True)
+    seen: list[tuple[int, int, int]] = []
+    pieces: list[object] = []
+    generation = model.generate(prompt, max_tokens=2)
+    generation.on_prompt = lambda g: seen.append((g.evaluated, g.reused, len(pieces)))
+    pieces.extend(generation)
+    assert len(seen) == 1
+    evaluated, reused, pieces_before = seen[0]
+    assert pieces_before == 0
+    assert evaluated + reused == len(prompt) and evaluated > 0

@@ -439,7 +439,9 @@ def _clip(text: str, limit: int = 4000) -> str:
 
 
 def observe(result: Execution, timeout: float) -> str:
-    """The observation the model reads; raises `ToolError` with the same text when a limit stopped the run."""
+    """The observation the model reads; raises `ToolError` with the same text when the code raised
+    (the call failed: the view shows it as a failure, the model reads the traceback) or a limit
+    stopped the run."""
     parts = [_clip(part.rstrip("\n")) for part in (result.stdout, result.stderr) if part.strip()]
     notes = {
         "timeout": f"[stopped: the code ran longer than its {timeout:g} s limit]",
@@ -450,6 +452,8 @@ def observe(result: Execution, timeout: float) -> str:
     if result.error in notes:
         parts.append(notes[result.error])
         raise ToolError("\n".join(parts))
+    if result.error == "exception":
+        raise ToolError("\n".join(parts) or "the code raised an exception")
     return "\n".join(parts) or "[no output: print() the values you want to see]"
 
 
@@ -464,7 +468,7 @@ Code = Annotated[str, Field(max_length=CODE_MAX_CHARS)]
 
 
 def run_python(code: Code, timeout: float = 10.0) -> str:
-    """Run Python code in an isolated sandbox and return what it printed, or its traceback.
+    """Run Python code in an isolated sandbox and return what it printed (an error: its traceback).
 
     Each call starts afresh: no variables or files survive from earlier calls. numpy and sympy are
     installed; there is no network and no access to the user's files. The value of a final bare

@@ -212,6 +212,20 @@ class Result:
 
 
 @dataclass(frozen=True)
+class PromptRead:
+    """The model starts reading a step's prompt: before its first token, which on a slow machine
+    comes seconds later (only models that say when they start send it: llama.cpp does)."""
+
+    evaluated: int
+    """Prompt tokens it has to evaluate."""
+    reused: int
+    """Prompt tokens taken from its cache."""
+    saved_cache: bool | None = None
+    """Whether the reused tokens came from a prompt cache saved earlier (a warm start); None: the
+    model does not say."""
+
+
+@dataclass(frozen=True)
 class ReasoningText:
     """A piece of the model's thought, as it streams."""
 
@@ -267,5 +281,7 @@ class Final:
     result: Result
 
 
-Event = ReasoningText | AnswerText | ToolCallStarted | Observation | StepFinished | ApprovalRequested | Final
+Event = (
+    PromptRead | ReasoningText | AnswerText | ToolCallStarted | Observation | StepFinished | ApprovalRequested | Final
+)
 """Everything `Agent.stream` yields."""

@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from agent.core.parse import BadCall, CallOpened, Parsed, ParsedCall, StreamParser
-from agent.core.records import AnswerText, Call, ReasoningText
+from agent.core.records import AnswerText, Call, PromptRead, ReasoningText
 from agent.core.settings import Controls
 from agent.core.transcript import THINK_CLOSE
-from agent.models.protocol import Model
+from agent.models.protocol import Generation, Model
 
 MAX_CALL_TOKENS = 1536
 """A call body longer than this is cut off and reported to the model as unclosed; a safety net
@@ -107,6 +107,8 @@ class Turn:
         since_tool = 0  # thinking tokens since the turn began (a tool call ends a turn)
         while self.generated < self.limit:
             gen = self.model.generate(prompt + self.tokens, max_tokens=self.limit - self.generated, grammar=grammar)
+            if first:  # the step's prompt: the status line says what the wait before its first token is
+                gen.on_prompt = self._prompt_read
             restart = False
             for piece in gen:
                 if first:  # later generations in this turn only re-enter after a switch
@@ -224,6 +226,9 @@ class Turn:
             return True
         last_line = self.reasoning[self.reasoning.rfind("\n") + 1 :]
         return c.hint_on_arithmetic and bool(HEAVY_ARITHMETIC.search(last_line))
+
+    def _prompt_read(self, gen: Generation) -> None:
+        self.emit(PromptRead(gen.evaluated, gen.reused, gen.saved_cache))
 
     def _take(self, event: Parsed) -> None:
         if isinstance(event, ReasoningText):
