@@ -221,11 +221,24 @@ def compare_args(args: Any) -> Any:
     return merged
 
 
+def time_left(seconds: float, done_here: int, left: int) -> str:
+    """The time the `left` items will take at the pace of the `done_here` run so far in `seconds`
+    (rich's own column waits for several samples: nothing after the first item)."""
+    if left <= 0:
+        return "0:00:00"
+    if done_here <= 0:
+        return "-:--:--"
+    whole = round(seconds / done_here * left)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
 class _rich_progress:
     """A rich progress bar on stderr: items done, accuracy so far, time left."""
 
-    def __init__(self, console: Any, label: str) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    def __init__(self, console: Any, label: str, clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
         from rich.progress import Progress as Bar
 
         self.bar = Bar(
@@ -233,25 +246,30 @@ class _rich_progress:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("accuracy {task.fields[accuracy]}"),
-            TimeRemainingColumn(),
+            TextColumn("[cyan]{task.fields[left]} left"),
             console=console,
             transient=False,
         )
         self.label = label
-        self.done = self.correct = 0
+        self.clock = clock or time.monotonic
+        self.done = self.correct = self.total = self.here = 0
+        self.began = 0.0
         self.task: Any = None
 
     def __enter__(self) -> Progress:
         self.bar.start()
 
         def start(total: int, done: int, correct: int) -> None:
-            self.done, self.correct = done, correct
-            self.task = self.bar.add_task(self.label, total=total, completed=done, accuracy=self._accuracy())
+            self.done, self.correct, self.total, self.began = done, correct, total, self.clock()
+            left = time_left(0, 0, total - done)
+            self.task = self.bar.add_task(self.label, total=total, completed=done, accuracy=self._accuracy(), left=left)
 
         def advance(result: ItemResult) -> None:
             self.done += 1
+            self.here += 1  # items resumed from the output file took no time in this run
             self.correct += result.correct
-            self.bar.update(self.task, advance=1, accuracy=self._accuracy())
+            left = time_left(self.clock() - self.began, self.here, self.total - self.done)
+            self.bar.update(self.task, advance=1, accuracy=self._accuracy(), left=left)
 
         return Progress(start, advance, lambda: None)
 
