@@ -61,7 +61,8 @@ def test_an_error_names_its_command_and_hints_at_help(capsys: pytest.CaptureFixt
 @pytest.mark.parametrize("argv", [["solve", "--api", "chat", "q"], ["solve", "--max-step", "3", "q"]])
 def test_abbreviated_flags_are_refused(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     # argparse would read --api as --api-key and --max-step as --max-steps
-    assert "unrecognized arguments" in refused(capsys, *argv)
+    line = refused(capsys, *argv)
+    assert line.startswith("qwq-agent solve: error: unrecognized arguments: --")  # the command's own parser says it
 
 
 def test_abbreviations_are_refused_in_compare_options_too() -> None:

@@ -25,7 +25,9 @@ COMMANDS = (solve, chat, trace, graph, doctor, eval, bench, run, batch, sessions
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's own parser, whose --help lists what it takes
+        parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     """The argument parser (no heavy imports)."""
     parser = Parser(prog="qwq-agent", description="A tool-using agent on a local reasoning model.")
     parser.add_argument("--version", action="version", version=f"qwq-agent {_version()}")
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         return add_command(name, **options)
 
     commands.add_parser = add_parser  # type: ignore[method-assign,assignment]
+    parser.commands = commands.choices
     common = common_options()
     for command in COMMANDS:
         command.add(commands, common)
