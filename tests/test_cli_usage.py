@@ -58,9 +58,9 @@ def test_an_error_names_its_command_and_hints_at_help(capsys: pytest.CaptureFixt
     ]
 
 
-@pytest.mark.parametrize("argv", [["solve", "--api", "chat", "q"], ["solve", "--max-step", "3", "q"]])
+@pytest.mark.parametrize("argv", [["solve", "--model-n", "x", "q"], ["solve", "--max-step", "3", "q"]])
 def test_abbreviated_flags_are_refused(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
-    # argparse would read --api as --api-key and --max-step as --max-steps
+    # argparse would read --model-n as --model-name and --max-step as --max-steps
     line = refused(capsys, *argv)
     assert line.startswith("qwq-agent solve: error: unrecognized arguments: --")  # the command's own parser says it
 
