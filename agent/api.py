@@ -24,7 +24,7 @@ from agent.core.graph import State, build_graph, recursion_limit
 from agent.core.outcome import to_result, vote
 from agent.core.policy import could_wait, default_hint
 from agent.core.records import ApprovalRequested, Call, Event, Final, Result
-from agent.core.settings import Settings
+from agent.core.settings import Settings, tool_choice_problem
 from agent.core.transcript import Message
 from agent.models.families import thinks
 from agent.models.llama_cpp import LlamaCppModel
@@ -69,13 +69,16 @@ class Agent:
         """
         model_options = {k: options.pop(k) for k in MODEL_OPTIONS if k in options}
         wanted = (settings or Settings()).with_options(**options)
+        self.tools = Registry(default_tools() if tools is None else tools)
+        problem = tool_choice_problem(wanted.tool_choice, list(self.tools))
+        if problem:  # before a model loads for seconds
+            raise ValueError(f"tool_choice {problem}")
         if not isinstance(model, Model):
             model_options.setdefault("thinking", wanted.reasoning)
             model = LlamaCppModel(model, **model_options)
         elif model_options:
             raise TypeError(f"{', '.join(model_options)}: options for loading a model, and this model is loaded")
         self.model: Model = model
-        self.tools = Registry(default_tools() if tools is None else tools)
         self.wanted = wanted
         """The settings as asked for, before the model and tools filled in their defaults."""
         self.settings = resolved(wanted, model, self.tools)

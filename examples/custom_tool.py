@@ -41,4 +41,4 @@ agent = Agent(os.environ.get("QWQ_MODEL"), [price], tool_choice="price", seed=0,
 result = agent.run("How much do 3 apples cost at the corner shop?")
 for call in result.tool_calls:
     print(f"call:   price({call.arguments}) -> {call.output}{'  (an error, shown to the model)' if call.error else ''}")
-print("answer:", result.answer)
+print("answer:", result.answer if result.answer is not None else f"(none: {result.stop_reason})")

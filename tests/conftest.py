@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 
 import pytest
 from helpers import FakeServer
+
+# The command line checks the network before it offers the web tools by default: tests never
+# touch the network, so they (and the commands they start) skip the check and keep the tools.
+os.environ["QWQ_NETWORK"] = "on"
 
 
 @pytest.fixture

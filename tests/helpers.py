@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,7 +94,9 @@ class FakeServer:
 
     It streams each reply in pieces of a few characters and ends it as llama.cpp does at the
     stop string; `/props` reports `template` as the model's chat template when one is given.
-    `requests` holds every completion request's body.
+    `requests` holds every completion request's body. `faults` are played one per request, in
+    order, before answering normally: an HTTP status ("503"), "malformed" (a line that is not
+    JSON), "die" (the connection drops after a few pieces), "stall" (nothing for 3 s).
     """
 
     def __init__(self, respond: Callable[[str], str], *, template: str = "", name: str = "fake") -> None:
@@ -100,6 +104,7 @@ class FakeServer:
         has one); when the prompt already holds its start, the server sends only the rest."""
         self.respond, self.template, self.name = respond, template, name
         self.requests: list[dict[str, Any]] = []
+        self.faults: list[str] = []
         self.url = ""
 
     @contextmanager
@@ -133,6 +138,18 @@ class FakeServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(body)
+                fault = fake.faults.pop(0) if fake.faults else None
+                if fault and fault.isdigit():
+                    payload = b'{"error": {"message": "simulated failure"}}'
+                    self.send_response(int(fault))
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                if fault == "stall":
+                    time.sleep(3)
+                    return
                 prompt = body["prompt"]
                 reply = fake.respond(prompt)
                 written = prompt.rsplit(ASSISTANT, 1)[-1].removeprefix("<think>\n") if ASSISTANT in prompt else ""
@@ -145,6 +162,15 @@ class FakeServer:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
+                if fault == "malformed":
+                    self.wfile.write(b"data: {not json\n\n")
+                    return
+                if fault == "die":
+                    for piece in pieces[:2]:
+                        self._event({"choices": [{"text": piece, "finish_reason": None}]})
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 for piece in pieces:
                     self._event({"choices": [{"text": piece, "finish_reason": None}]})
                 self._event({"choices": [{"text": "", "finish_reason": finish}]})

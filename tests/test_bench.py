@@ -55,6 +55,8 @@ def test_quick_bench_figures_are_sane(quick: dict[str, Any]) -> None:
     episodes = quick["details"]["episodes"]
     assert episodes["tool_steps"] == [model_bench.STEPS] * episodes["turns"]  # every driven step called the tool
     assert episodes["turns"] == 3
+    # The grammar is the default tool set's (QWQ_NETWORK=on here: all four tools).
+    assert quick["details"]["grammar_tools"] == ["calculator", "python", "web_search", "read_page"]
     # Timings: only their kind is checked.
     for key in ("binding_efficiency", "grammar_cost_ratio", "ttft_flatness", "prompt_lookup_speedup"):
         assert 0.01 < quick[key] < 100, key

@@ -18,7 +18,7 @@ def test_version_is_the_installed_one() -> None:
 
 def test_eval_help_states_the_tools_it_really_uses() -> None:
     parser = build_parser()
-    evaluation = parser._subparsers._group_actions[0].choices["eval"]  # type: ignore[union-attr]
+    evaluation = parser._subparsers._group_actions[0].choices["eval"]  # type: ignore[union-attr,index]
     real = evaluation.parse_args(["data.jsonl"]).tools
     text = " ".join(evaluation.format_help().split())
     stated = re.search(r"--tools LIST comma-separated built-in tools, or 'none' \(default: ([^)]*)\)", text)

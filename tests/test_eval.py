@@ -137,6 +137,7 @@ def test_results_are_written_per_item_and_graded(tmp_path: Path) -> None:
         "steps": 2,
         "tool_calls": 1,
         "tool_errors": 0,
+        "invalid_calls": 0,
         "generated_tokens": 10,
         "thinking_tokens": 0,
         "prompt_evaluated": 100,
@@ -289,3 +290,22 @@ def test_only_served_models_run_episodes_in_parallel() -> None:
 
     assert serves_in_parallel(Served())
     assert not serves_in_parallel(ScriptedModel([]))
+
+
+def test_call_validity_counts_calls_that_did_not_parse_or_named_no_tool() -> None:
+    calls = {
+        "q0": (ToolCall("calculator", {"expression": "1"}, "1"),),
+        "q1": (ToolCall("", {}, "error: the tool call is not valid JSON", True), ToolCall("calculator", {}, "2")),
+        "q2": (ToolCall("abacus", {}, "error: there is no tool named 'abacus'", True),),
+        "q3": (),
+    }
+
+    def run(question: str) -> Result:
+        return Result("The answer is 0.", "", calls[question], Usage(steps=1))
+
+    items = [Item(str(k), f"q{k}", "0") for k in range(4)]
+    results = evaluate(items, run, tools=["calculator"])
+    assert [r.invalid_calls for r in results] == [0, 1, 1, 0]
+    summary = summarize(results)
+    assert (summary.calls, summary.call_validity) == (4, 0.5)
+    assert summarize(results[:1]).call_validity == 1.0 and summarize(results[3:]).call_validity == 1.0

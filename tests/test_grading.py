@@ -5,6 +5,10 @@ The symbolic cases go through the calculator's worker process (started once, abo
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from agent.core.grading import extract_answer, is_equivalent, normalize
@@ -33,8 +37,7 @@ EQUIVALENT = [
     ("\\dfrac{3}{4}", "0.75"),
     ("\\frac34", "3/4"),
     ("-\\frac{1}{2}", "-0.5"),
-    ("0.33", "1/3"),
-    ("0.333", "\\frac{1}{3}"),
+    ("0.33333", "1/3"),  # within the relative tolerance 1e-4
     ("2/4", "1/2"),
     # boxed, text, variables
     ("\\boxed{42}", "42"),
@@ -67,7 +70,10 @@ EQUIVALENT = [
 DIFFERENT = [
     ("17", "18"),
     ("18.5", "18"),
-    ("0.3", "1/3"),  # one decimal digit is too coarse to count as a rounding
+    ("0.3", "1/3"),
+    ("0.33", "1/3"),  # a rounding is not the number (Qwen2.5-Math's grader agrees)
+    ("0.333", "\\frac{1}{3}"),
+    ("3.14", "\\pi"),
     ("0.34", "1/3"),
     ("-5", "5"),
     ("50", "5"),
@@ -168,3 +174,13 @@ NORMALIZED = [
 @pytest.mark.parametrize(("answer", "expected"), NORMALIZED)
 def test_normalize(answer: str, expected: str) -> None:
     assert normalize(answer) == expected
+
+
+HELD_OUT = [json.loads(line) for line in (Path(__file__).parent / "fixtures" / "grading_heldout.jsonl").open()]
+
+
+@pytest.mark.parametrize("pair", HELD_OUT, ids=lambda p: f"{p['pred']} vs {p['ref']}")
+def test_held_out_pairs_grade_as_qwen_math_does(pair: dict[str, Any]) -> None:
+    """Relative tolerance 1e-4, percent forms, units dropped; a rounding is not the number."""
+    assert is_equivalent(pair["pred"], pair["ref"]) is pair["same"], pair["why"]
+    assert is_equivalent(pair["ref"], pair["pred"]) is pair["same"], pair["why"]  # symmetric

@@ -210,7 +210,10 @@ def test_interleaved_sessions_keep_their_kv_state() -> None:
 def test_concurrent_callers_are_serialized_and_get_intact_answers() -> None:
     import threading
 
-    model = LlamaCppModel(seed=5, context_size=2048)
+    # No kept session states: restoring one replays the prompt's last token alone, and a
+    # one-token batch rounds differently from the batch that first evaluated it, so the
+    # answers would depend on the order the threads ran in, not only on their integrity.
+    model = LlamaCppModel(seed=5, context_size=2048, session_states=0)
     prompts = [conversation(model, t) for t in ("the sea", "a robot", "a violin")]
 
     def answer(prompt: list[int]) -> str:
@@ -224,3 +227,17 @@ def test_concurrent_callers_are_serialized_and_get_intact_answers() -> None:
     for t in threads:
         t.join()
     assert [together[i] for i in range(3)] == alone
+
+
+def test_the_prompt_is_announced_before_it_is_read(model: LlamaCppModel) -> None:
+    # The status line says "reading the prompt: N tokens…" from this hook, before the first token.
+    prompt = model.tokenize("<|im_start|>user\nSay hi to the reader.<|im_end|>\n<|im_start|>assistant\n", True)
+    seen: list[tuple[int, int, int]] = []
+    pieces: list[object] = []
+    generation = model.generate(prompt, max_tokens=2)
+    generation.on_prompt = lambda g: seen.append((g.evaluated, g.reused, len(pieces)))
+    pieces.extend(generation)
+    assert len(seen) == 1
+    evaluated, reused, pieces_before = seen[0]
+    assert pieces_before == 0
+    assert evaluated + reused == len(prompt) and evaluated > 0

@@ -219,15 +219,15 @@ def test_a_repeated_call_is_not_run_again() -> None:
     assert result.answer == "3" and result.stop_reason == "answer"
 
 
-def test_the_third_repetition_ends_the_episode_with_a_final_answer() -> None:
+def test_the_second_repetition_ends_the_episode_with_a_final_answer() -> None:
     agent = Agent(
-        ScriptedModel([call("add", a=1, b=1)] * 4 + ["It is 2.", "never reached"]),
+        ScriptedModel([call("add", a=1, b=1)] * 3 + ["It is 2.", "never reached"]),
         [add],
         examples=(),
         tool_choice="auto",
     )
     result = agent.run("?")
-    assert len(result.tool_calls) == 4 and [c.error for c in result.tool_calls] == [False, True, True, True]
+    assert len(result.tool_calls) == 3 and [c.error for c in result.tool_calls] == [False, True, True]
     assert result.stop_reason == "repetition" and result.answer == "It is 2."
     assert "You have reached the limit for this task (repetition)" in agent.last_state["text"]
 

@@ -109,7 +109,8 @@ def test_observation_text() -> None:
     assert observe(ok, 10) == "4"
     traceback = "Traceback ...\nNameError: name 'x' is not defined\n"
     failed = Execution("", traceback, False, "exception", 0.01, False)
-    assert observe(failed, 10).endswith("NameError: name 'x' is not defined")
+    with pytest.raises(ToolError, match=r"NameError: name 'x' is not defined$"):
+        observe(failed, 10)  # a failed call: shown as one, and the model reads the traceback
     assert "no output" in observe(Execution("", "", True, None, 0.01, False), 10)
     long = observe(Execution("a" * 10000 + "END", "", True, None, 0.01, False), 10)
     assert len(long) < 4200 and long.endswith("END") and "characters cut" in long

@@ -319,3 +319,110 @@ def test_agents_of_one_command_share_the_trace_file(tmp_path: Path) -> None:
     trace = load(path)
     assert [e.number for e in trace.episodes] == [1, 2] and trace.header["command"] == "eval"
     assert tracer_for(path) is not first  # a closed tracer is not handed out again
+
+
+# The page as a reader sees it: newlines, long questions, the controls, the figures, a narrow window.
+
+
+def traced(tmp_path: Path, question: str, turns: list[str], thinking: bool = True) -> tuple[str, Result]:
+    path = tmp_path / "page.jsonl"
+    tracer = Tracer(path, command="solve")
+    agent = tracer.attach(Agent(ScriptedModel(turns, thinking=thinking), [add], examples=()))
+    result = agent.run(question)
+    tracer.close()
+    return html(load(path)), result
+
+
+def test_the_answer_keeps_its_newlines_and_appears_once(tmp_path: Path) -> None:
+    page, result = traced(tmp_path, "List two.", ["Two lines.\n</think>\n\nfirst line\nsecond line"])
+    assert result.answer == "first line\nsecond line"
+    assert page.count("first line\nsecond line") == 1  # in the answer box, not in its step as well
+    assert re.search(r"\.text \{[^}]*white-space:pre-wrap", page)  # and drawn with its line breaks
+    final = page[page.index('<div class="final">') :]
+    assert "first line\nsecond line" in final
+
+
+def test_a_long_question_is_clipped_with_a_toggle(tmp_path: Path) -> None:
+    question = "Consider this. " * 60
+    page, _ = traced(tmp_path, question, ["Fine.\n</think>\n\n4"])
+    heading = re.search(r'<h2 class="question"[^>]*>(.*?)</h2>', page, re.S)
+    assert heading is not None and len(heading.group(1)) <= 300 and heading.group(1).endswith("…")
+    assert f"<summary>Whole question ({len(question):,} characters)</summary><pre>{question}</pre>" in page
+    short, _ = traced(tmp_path, "Short?", ["Fine.\n</think>\n\n4"])
+    assert '<h2 class="question">Short?</h2>' in short and "Whole question" not in short
+
+
+def test_expand_all_reasoning_only_when_there_is_reasoning(tmp_path: Path) -> None:
+    reasoned, _ = traced(tmp_path, "q", ["Thinking hard.\n</think>\n\n4"])
+    assert "Expand all reasoning" in reasoned
+    plain, _ = traced(tmp_path, "q", ["4"], thinking=False)
+    assert "Expand all reasoning" not in plain and "<details" not in plain
+
+
+def test_the_reuse_figure_is_a_share_never_a_sum_beyond_the_context(trace_file: Path) -> None:
+    trace = load(trace_file)
+    stats = (trace.episodes[0].result or {})["stats"]
+    share = round(100 * stats["prompt_reused"] / (stats["prompt_reused"] + stats["prompt_evaluated"]))
+    page = html(trace)
+    assert f"<span>reused <b>{share}% of prompt tokens</b></span>" in page
+    assert f"reused <b>{stats['prompt_reused']:,}</b>" not in page
+
+
+def narrow_layout(page: str, tmp_path: Path) -> dict[str, str]:
+    """Load `page` at 420 px with a measuring script in place of its policy; what it measured."""
+    measure = """
+    <script>
+    window.addEventListener('load', function () {
+      var out = document.body.dataset, width = document.documentElement.clientWidth;
+      out.overflow = String(document.documentElement.scrollWidth > width);
+      var torn = [];
+      document.querySelectorAll('.legend span').forEach(function (s) {
+        var swatch = s.querySelector('i').getBoundingClientRect(), box = s.getBoundingClientRect();
+        var split = s.getClientRects().length !== 1 || swatch.top < box.top || swatch.bottom > box.bottom;
+        if (split) torn.push(s.textContent);
+      });
+      out.torn = torn.join('|');
+      out.keys = String(document.querySelectorAll('.legend span').length);
+      var stamp = document.querySelector('header p span:last-child');
+      var line = parseFloat(getComputedStyle(stamp).lineHeight);
+      out.stamplines = String(Math.round(stamp.getBoundingClientRect().height / line));
+      out.legendlines = String(new Set(Array.from(document.querySelectorAll('.legend span')).map(function (s) {
+        return Math.round(s.getBoundingClientRect().top); })).size);
+      out.measured = 'yes';
+    });
+    </script>"""
+    unlocked = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page).replace(
+        "</body>", measure + "</body>"
+    )
+    path = tmp_path / "narrow.html"
+    path.write_text(unlocked)
+    done = subprocess.run(
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--window-size=420,900",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=2000",
+            "--dump-dom",
+            path.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    body = re.search(r"<body([^>]*)>", done.stdout)
+    assert body is not None
+    return dict(re.findall(r'data-(\w+)="([^"]*)"', body.group(1)))
+
+
+def test_legend_and_timestamp_wrap_cleanly_at_420_px(trace_file: Path, tmp_path: Path) -> None:
+    layout = narrow_layout(html(load(trace_file)), tmp_path)
+    assert layout.get("measured") == "yes", layout
+    assert layout["overflow"] == "false"  # nothing sticks out sideways
+    assert layout["keys"] == "6" and layout["torn"] == ""  # no swatch parted from its label
+    assert layout["stamplines"] == "1"  # the timestamp is not broken across lines
+    assert int(layout["legendlines"]) >= 2  # the legend did wrap: the test measured a narrow page

@@ -53,6 +53,15 @@ def test_a_step_without_an_answer_stops_the_workflow(tmp_path: Path) -> None:
     assert outcome.answer is None and [s for s, _ in outcome.steps] == ["double"]
 
 
+def test_our_protocol_text_as_a_steps_answer_stops_the_workflow(tmp_path: Path) -> None:
+    echoed = "<tool_response>\nYou already called add with these arguments (1 time(s)); it returned: 6"
+    limit = "You've reached the limit for this task (steps). Do not call any more tools."
+    flow = load_workflow(write(tmp_path, PIPELINE))
+    outcome = flow.run(ScriptedModel([echoed, limit, "The result is 6."]), {"who": "Ann"})
+    assert outcome.answer is None and [s for s, _ in outcome.steps] == ["double"]  # never passed on
+    assert outcome.steps[0][1].stop_reason == "no_answer"
+
+
 def test_variables_must_be_known_and_given(tmp_path: Path) -> None:
     flow = load_workflow(write(tmp_path, PIPELINE))
     with pytest.raises(WorkflowError, match="give a value with --var for: who"):
@@ -150,3 +159,36 @@ def test_a_workflow_runs_on_the_embedded_model(tmp_path: Path, capsys: pytest.Ca
     assert first["tool_calls"][0]["name"] == "calculator"
     assert "37" in first["tool_calls"][0]["arguments"]["expression"]  # the variable reached the prompt
     assert code == (0 if out["answer"] is not None else 1)
+
+
+def test_every_problem_of_a_file_is_reported_in_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (
+        "nmae: typo\n"  # 1
+        "steps:\n"  # 2
+        "  - id: first\n"  # 3
+        "    promt: hi\n"  # 4: misspelt; "needs 'prompt'" would only repeat it
+        "    max_steps: 0\n"  # 5
+        "  - id: second\n"  # 6
+        "    prompt: 'use {{first}} and {{thrid}}'\n"  # 7: first is known even though its step is wrong
+        "    tools: [calculater]\n"  # 8
+    )
+    with pytest.raises(WorkflowError) as caught:
+        load_workflow(write(tmp_path, text))
+    lines = str(caught.value).splitlines()
+    where = str(tmp_path / "flow.yaml")
+    assert [line.split(": ")[0] for line in lines] == [f"{where}:{n}" for n in (1, 4, 5, 7, 8)]
+    assert "unknown key 'nmae' (did you mean 'name'?)" in lines[0]
+    assert "unknown key 'promt' (did you mean 'prompt'?)" in lines[1]
+    assert "first.max_steps: must be a number above zero" in lines[2]
+    assert "second.prompt: unknown variable {{thrid}}" in lines[3] and "{{first}}" not in lines[3]
+    assert "second.tools: no built-in tool 'calculater'" in lines[4]
+    assert main(["run", str(tmp_path / "flow.yaml")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("qwq-agent: error: ") and len(err) == 5 and "Traceback" not in "".join(err)
+
+
+def test_a_file_with_no_steps_still_reports_what_came_before(tmp_path: Path) -> None:
+    with pytest.raises(WorkflowError) as caught:
+        load_workflow(write(tmp_path, "nmae: x\nsteps: []\n"))
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 2 and "unknown key 'nmae'" in lines[0] and "steps: must be a non-empty list" in lines[1]

@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 
 from tools.registry import ToolError, tool
 from tools.worker import Launch, StartFailed, Worker, WorkerDied, WorkerError, WorkerTimeout
@@ -36,6 +39,13 @@ STARTUP_SECONDS = 30.0
 """Limit for the worker to import sympy and report ready (slow CI disks)."""
 MAX_INPUT_CHARS = 2000
 """Longest expression accepted; also bounds parse depth and normalisation work."""
+CALL_MAX_CHARS = 400
+"""Longest expression a model may write in a call (the grammar's bound): room for any real
+expression, while a call that rambles on is cut after a few dozen tokens."""
+CALL_PATTERN = r"^[0-9A-Za-z(.+√π-][^{}#;]*$"
+"""An expression in a call starts as math starts (a number, a name, a parenthesis, a sign: never
+empty, never `]`) and holds no braces (a small model that writes `375}}}` thinks it closed the
+call; arithmetic needs none: `1/2`, `sqrt(2)`), comments or statements."""
 
 
 def _launch() -> Launch:
@@ -47,11 +57,12 @@ def _launch() -> Launch:
 _worker = Worker(_launch, startup_seconds=STARTUP_SECONDS, max_line_bytes=1 << 20)
 
 
-def calculate(expression: str) -> str:
+def calculate(expression: Annotated[str, Field(max_length=CALL_MAX_CHARS, pattern=CALL_PATTERN)]) -> str:
     """Evaluate math exactly with sympy: arithmetic, algebra, calculus, equations.
 
+    The tool for arithmetic: any calculation with numbers, however simple. `^` is a power here.
     Write it as you would on paper: `2^10`, `10²³`, `3(4+5)`, `2x`, `15% of 80`, `1,000 * 3`,
-    `5!`, `sqrt(2)/2`, `log(8, 2)`, `\\frac{1}{2} + \\sqrt[3]{27}`, `binomial(10, 3)`,
+    `5!`, `sqrt(2)/2`, `log(8, 2)`, `cbrt(27)`, `binomial(10, 3)`,
     `gcd(12, 18)`, `solve x^2 - 5x + 6 = 0`, `solve x + y = 3, x - y = 1`, `simplify ...`,
     `expand ...`, `factor ...`, `diff(x^3, x)`, `integrate(x^2, (x, 0, 1))`,
     `limit(sin(x)/x, x, 0)`, `sum(k^2, (k, 1, n))`, `det([[1, 2], [3, 4]])`.

@@ -3,7 +3,10 @@
 `@tool` reads a function's type hints and Google-style docstring and derives the JSON schema the
 model sees; nothing is hand-written, and a function whose parameters lack a hint or an `Args:`
 entry is refused at registration. `Tool.invoke` validates the model's arguments against the same
-signature before calling.
+signature before calling. Every string and array argument is bounded in the schema
+(`maxLength`, `maxItems`): the call grammar honours those bounds, so a model can never write a
+call that runs away. A tool sets its own with `Annotated[str, Field(max_length=...)]`; where it
+says nothing, `with_bounds` writes the defaults below into the schema the model is shown.
 
 This module does not run tools in isolation, time them or catch their bugs: the graph decides
 what a failure means (see `ToolError`).
@@ -18,6 +21,37 @@ from typing import Any, overload
 
 import docstring_parser
 import pydantic
+
+DEFAULT_MAX_LENGTH = 256
+"""`maxLength` of a string argument whose tool sets none: a name, a query, a short phrase."""
+DEFAULT_MAX_ITEMS = 32
+"""`maxItems` of an array argument whose tool sets none."""
+
+
+def with_bounds(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a JSON schema with every free string and array bounded (defaults above).
+
+    Strings already fixed by `enum`, `const`, `pattern` or `format`, and bounds a schema sets
+    itself, are left as they are.
+    """
+    out = dict(schema)
+    kind = out.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    fixed = any(k in out for k in ("enum", "const", "pattern", "format"))
+    if "string" in kinds and not fixed:
+        out.setdefault("maxLength", DEFAULT_MAX_LENGTH)
+    if "array" in kinds:
+        out.setdefault("maxItems", DEFAULT_MAX_ITEMS)
+    for key in ("properties", "$defs", "definitions"):
+        if isinstance(out.get(key), dict):
+            out[key] = {k: with_bounds(v) if isinstance(v, dict) else v for k, v in out[key].items()}
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        if isinstance(out.get(key), list):
+            out[key] = [with_bounds(v) if isinstance(v, dict) else v for v in out[key]]
+    for key in ("items", "additionalProperties"):
+        if isinstance(out.get(key), dict):
+            out[key] = with_bounds(out[key])
+    return out
 
 
 class ToolError(Exception):
@@ -73,6 +107,11 @@ class Tool:
         except pydantic.ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
             raise ArgumentError(f"bad arguments for {self.name}: {problems}") from None
+        for name, prop in self.parameters.get("properties", {}).items():
+            # The defaults `with_bounds` wrote are bounds too, though the signature does not say so.
+            value, most = arguments.get(name), prop.get("maxLength", prop.get("maxItems"))
+            if isinstance(value, str | list) and most is not None and len(value) > most:
+                raise ArgumentError(f"bad arguments for {self.name}: {name}: longer than {most}")
         result = self.function(**{name: getattr(parsed, name) for name in type(parsed).model_fields})
         return result if isinstance(result, str) else str(result)
 
@@ -128,6 +167,7 @@ def tool(
         parameters.pop("title", None)
         for prop in parameters.get("properties", {}).values():
             prop.pop("title", None)
+        parameters = with_bounds(parameters)
         return Tool(tool_name, description, parameters, fn, needs_approval, untrusted, runs_code, model)
 
     return build if function is None else build(function)

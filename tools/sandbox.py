@@ -50,7 +50,9 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import Field
 
 from tools import sandbox_cgroup, sandbox_seccomp
 from tools.registry import Tool, ToolError, tool
@@ -250,7 +252,7 @@ class Sandbox:
     def as_tool(self) -> Tool:
         """This sandbox as the `python` tool, e.g. one session per episode."""
 
-        def cell(code: str, timeout: float = 10.0) -> str:
+        def cell(code: Code, timeout: float = 10.0) -> str:
             return observe(self.run(code, timeout), timeout)
 
         cell.__doc__ = run_python.__doc__
@@ -437,7 +439,9 @@ def _clip(text: str, limit: int = 4000) -> str:
 
 
 def observe(result: Execution, timeout: float) -> str:
-    """The observation the model reads; raises `ToolError` with the same text when a limit stopped the run."""
+    """The observation the model reads; raises `ToolError` with the same text when the code raised
+    (the call failed: the view shows it as a failure, the model reads the traceback) or a limit
+    stopped the run."""
     parts = [_clip(part.rstrip("\n")) for part in (result.stdout, result.stderr) if part.strip()]
     notes = {
         "timeout": f"[stopped: the code ran longer than its {timeout:g} s limit]",
@@ -448,6 +452,8 @@ def observe(result: Execution, timeout: float) -> str:
     if result.error in notes:
         parts.append(notes[result.error])
         raise ToolError("\n".join(parts))
+    if result.error == "exception":
+        raise ToolError("\n".join(parts) or "the code raised an exception")
     return "\n".join(parts) or "[no output: print() the values you want to see]"
 
 
@@ -455,12 +461,19 @@ _FRESH = "Each call starts afresh: no variables or files survive from earlier ca
 _KEPT = "Variables and files persist between calls, as in a notebook."
 
 
-def run_python(code: str, timeout: float = 10.0) -> str:
-    """Run Python code in an isolated sandbox and return what it printed, or its traceback.
+CODE_MAX_CHARS = 3000
+"""Longest cell a model may write in a call (the grammar's bound): a real program, many times an
+expression's room, still cut before it fills a small model's context."""
+Code = Annotated[str, Field(max_length=CODE_MAX_CHARS)]
+
+
+def run_python(code: Code, timeout: float = 10.0) -> str:
+    """Run Python code in an isolated sandbox and return what it printed (an error: its traceback).
 
     Each call starts afresh: no variables or files survive from earlier calls. numpy and sympy are
     installed; there is no network and no access to the user's files. The value of a final bare
-    expression is printed, as in a notebook.
+    expression is printed, as in a notebook. For plain arithmetic use the calculator: in Python
+    `^` is bitwise XOR (`2^16` is 18), so write powers as `**`.
 
     Args:
         code: A complete Python program; print() the results you need.

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from agent.cli import options
-from agent.cli.options import EXIT_ANSWERED, EXIT_NO_ANSWER, positive
+from agent.cli.options import EXIT_ANSWERED, EXIT_NO_ANSWER, EXIT_USAGE, positive
 
 
 def add(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -38,12 +38,20 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(("\r\033[K" if tty else "") + p.line(), end="" if tty else "\n", file=sys.stderr, flush=True)
 
+    faults: list[Exception] = []
+
     def failed(task: Task, exc: Exception) -> None:
         from agent.ui.terminal import printable
 
+        faults.append(exc)
         print(printable(f"qwq-agent: task {task.id} (line {task.line}) failed: {exc}"), file=sys.stderr)
 
     final = run_batch(agent, args.tasks, args.output, workers=args.workers, progress=show, failed=failed)
     if not args.quiet:
         print(("\r\033[K" if tty else "") + final.line(), file=sys.stderr)
-    return EXIT_ANSWERED if final.failed == 0 else EXIT_NO_ANSWER
+    if final.failed == 0:
+        return EXIT_ANSWERED
+    from agent.models.protocol import ModelError
+
+    # A server's failure is the environment's, as a bad input is: exit 2; the rerun retries those tasks.
+    return EXIT_USAGE if any(isinstance(e, ModelError) for e in faults) else EXIT_NO_ANSWER

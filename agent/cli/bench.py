@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from agent.cli.options import positive
+from agent.cli.options import gpu_layers, positive
 
 
 def add(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -17,7 +17,7 @@ def add(commands: Any, common: argparse.ArgumentParser) -> None:
     bench = commands.add_parser("bench", help="measure speed and overheads side by side; --json for one object")
     bench.add_argument("--model", help="GGUF path or hub file (default: the embedded model)")
     bench.add_argument("--threads", type=positive, metavar="N", help="CPU threads (default: all cores)")
-    bench.add_argument("--n-gpu-layers", type=int, default=0, metavar="N", help="layers to offload to the GPU")
+    bench.add_argument("--n-gpu-layers", type=gpu_layers, default=0, metavar="N", help="layers to offload to the GPU")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (for tests); figures are noisier")
     bench.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     bench.set_defaults(run=run)
@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from agent.cli.options import default_tool_names
     from agent.workloads.bench import run as measure
 
     console = Console(stderr=True)
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         n_gpu_layers=args.n_gpu_layers,
         log=lambda message: console.print(f"[dim]{message}[/dim]"),
+        tools=default_tool_names(),  # the grammar a user's `solve` pays for
     )
     if args.json:
         console.print(table(report))

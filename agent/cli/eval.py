@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent.cli import options
-from agent.cli.options import positive
+from agent.cli.options import not_negative, positive
 from agent.workloads.evaluation import Comparison, ItemResult, Progress, Summary
 
 
@@ -41,7 +41,7 @@ def add(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     task.add_argument("--write-data", metavar="FILE.jsonl", help="write the instances to FILE and stop (no model)")
     evaluation.add_argument("--limit", type=positive, metavar="N", help="items to run (default: all)")
-    evaluation.add_argument("--offset", type=int, default=0, metavar="N", help="lines to skip first")
+    evaluation.add_argument("--offset", type=not_negative, default=0, metavar="N", help="lines to skip first")
     evaluation.add_argument("--question-key", metavar="KEY", help="column of the question (default: guessed)")
     evaluation.add_argument("--answer-key", metavar="KEY", help="column of the reference answer (default: guessed)")
     evaluation.add_argument("--id-key", metavar="KEY", help="column of the item id (default: id, else line number)")
@@ -120,7 +120,13 @@ def run(args: argparse.Namespace) -> int:
         label = f"{name}: {agent.model.name}" if len(configs) > 1 else agent.model.name
         with _rich_progress(console, label) as progress:
             everything[name] = evaluate(
-                items, unattended(agent), config=name, output=args.output, workers=workers, progress=progress
+                items,
+                unattended(agent),
+                config=name,
+                output=args.output,
+                workers=workers,
+                progress=progress,
+                tools=list(agent.tools),
             )
         del agent  # free the model before the next configuration loads its own
     base = summarize(everything["base"], "base")
@@ -182,6 +188,7 @@ def summary_table(summaries: Sequence[Summary], comparison: Comparison | None = 
         ("answered", lambda s: f"{s.answered:.0%}"),
         ("steps / item", lambda s: f"{s.mean_steps:.2f}"),
         ("tool calls / item", lambda s: f"{s.mean_tool_calls:.2f}"),
+        ("valid calls", lambda s: f"{s.call_validity:.0%} of {s.calls}"),
         ("generated tokens / item", lambda s: f"{s.mean_generated_tokens:.0f}"),
         ("prompt tokens evaluated / item", lambda s: f"{s.mean_prompt_evaluated:.0f}"),
         ("seconds / item", lambda s: f"{s.mean_seconds:.2f}"),
@@ -202,7 +209,7 @@ def compare_args(args: Any) -> Any:
     """The base options with those of `--compare "OPTIONS"` laid over them."""
     import shlex
 
-    parser = argparse.ArgumentParser(prog="qwq-agent")
+    parser = options.Parser(prog="qwq-agent --compare")
     add(parser.add_subparsers(dest="command"), options.common_options())
     base = ["eval", *([args.dataset] if args.dataset else [])]
     defaults = parser.parse_args(base)
@@ -214,11 +221,24 @@ def compare_args(args: Any) -> Any:
     return merged
 
 
+def time_left(seconds: float, done_here: int, left: int) -> str:
+    """The time the `left` items will take at the pace of the `done_here` run so far in `seconds`
+    (rich's own column waits for several samples: nothing after the first item)."""
+    if left <= 0:
+        return "0:00:00"
+    if done_here <= 0:
+        return "-:--:--"
+    whole = round(seconds / done_here * left)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
 class _rich_progress:
     """A rich progress bar on stderr: items done, accuracy so far, time left."""
 
-    def __init__(self, console: Any, label: str) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    def __init__(self, console: Any, label: str, clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
         from rich.progress import Progress as Bar
 
         self.bar = Bar(
@@ -226,25 +246,30 @@ class _rich_progress:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("accuracy {task.fields[accuracy]}"),
-            TimeRemainingColumn(),
+            TextColumn("[cyan]{task.fields[left]} left"),
             console=console,
             transient=False,
         )
         self.label = label
-        self.done = self.correct = 0
+        self.clock = clock or time.monotonic
+        self.done = self.correct = self.total = self.here = 0
+        self.began = 0.0
         self.task: Any = None
 
     def __enter__(self) -> Progress:
         self.bar.start()
 
         def start(total: int, done: int, correct: int) -> None:
-            self.done, self.correct = done, correct
-            self.task = self.bar.add_task(self.label, total=total, completed=done, accuracy=self._accuracy())
+            self.done, self.correct, self.total, self.began = done, correct, total, self.clock()
+            left = time_left(0, 0, total - done)
+            self.task = self.bar.add_task(self.label, total=total, completed=done, accuracy=self._accuracy(), left=left)
 
         def advance(result: ItemResult) -> None:
             self.done += 1
+            self.here += 1  # items resumed from the output file took no time in this run
             self.correct += result.correct
-            self.bar.update(self.task, advance=1, accuracy=self._accuracy())
+            left = time_left(self.clock() - self.began, self.here, self.total - self.done)
+            self.bar.update(self.task, advance=1, accuracy=self._accuracy(), left=left)
 
         return Progress(start, advance, lambda: None)
 

@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from agent.cli import batch, bench, chat, doctor, eval, graph, run, sessions, solve, trace
-from agent.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, common_options
+from agent.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser, common_options
 
 COMMANDS = (solve, chat, trace, graph, doctor, eval, bench, run, batch, sessions)
 """The command modules, in the order `--help` lists them."""
@@ -25,7 +25,9 @@ COMMANDS = (solve, chat, trace, graph, doctor, eval, bench, run, batch, sessions
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's own parser, whose --help lists what it takes
+        parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -54,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     """The argument parser (no heavy imports)."""
-    parser = argparse.ArgumentParser(prog="qwq-agent", description="A tool-using agent on a local reasoning model.")
+    parser = Parser(prog="qwq-agent", description="A tool-using agent on a local reasoning model.")
     parser.add_argument("--version", action="version", version=f"qwq-agent {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_command = commands.add_parser
@@ -67,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         options["parents"] = [copy.deepcopy(p) for p in options.get("parents", ())]
         return add_command(name, **options)
 
-    commands.add_parser = add_parser  # type: ignore[method-assign]
+    commands.add_parser = add_parser  # type: ignore[method-assign,assignment]
+    parser.commands = commands.choices
     common = common_options()
     for command in COMMANDS:
         command.add(commands, common)

@@ -37,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
 
     def ask(agent: Any, step: Step, prompt: str, tainted: bool) -> Result:
         print(printable(f"── {step.id}: {prompt}"), file=sys.stderr)
-        view = options.make_view(args, agent, show_answer=True)
+        # The workflow's answer is printed on stdout at the end: on a terminal, not here as well.
+        last = step.id == workflow.output and sys.stdout.isatty()
+        view = options.make_view(args, agent, show_answer=not last)
         result = None
         view.begin()
         try:

@@ -18,9 +18,13 @@ from agent.cli.options import EXIT_ANSWERED, EXIT_NO_ANSWER, EXIT_WAITING
 def add(commands: Any, common: argparse.ArgumentParser) -> None:
     """Declare `solve` and its arguments."""
     solve = commands.add_parser("solve", parents=[common], help="answer one question")
-    solve.add_argument("question", help="the question, in quotes")
+    solve.add_argument("question", type=options.question, help="the question, in quotes")
     solve.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
     solve.set_defaults(run=run)
+
+
+NO_ANSWER = {"repetition": "the model kept repeating a call", "no_answer": "the model wrote none, even when asked"}
+"""Why an episode ended without an answer, when it was not a budget."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,5 +49,8 @@ def run(args: argparse.Namespace) -> int:
     elif result.stop_reason == "approval":
         return EXIT_WAITING
     else:
-        print(f"qwq-agent: no answer ({result.stop_reason} budget reached)", file=sys.stderr)
+        print(
+            f"qwq-agent: no answer ({NO_ANSWER.get(result.stop_reason, f'{result.stop_reason} budget reached')})",
+            file=sys.stderr,
+        )
     return EXIT_ANSWERED if result.answer is not None else EXIT_NO_ANSWER

@@ -5,9 +5,11 @@ r"""Math answers: pull the final answer out of a model's text, and decide whethe
 it, when that line is a sentence). `normalize` writes an answer in one canonical form: no `$`,
 `\boxed`, `\text{}`, currency marks, unit words, thousands separators or `x =` prefix.
 `is_equivalent(pred, ref)` decides whether two answers are the same mathematically: equal
-numbers in any notation (`1,000`, `$1000.00`, `\frac{1}{2}` and `0.5`, a decimal rounded to
-the digits it shows, `50%` and `50`), tuples and intervals in order, sets and solution lists in
-any order, and expressions whose difference simplifies to zero.
+numbers in any notation (`1,000`, `$1000.00`, `\frac{1}{2}` and `0.5`, `50%` and `50` or
+`0.5`), tuples and intervals in order, sets and solution lists in any order, and expressions
+whose difference simplifies to zero. Numbers compare as Qwen2.5-Math's evaluation compares them:
+equal within a relative tolerance of 1e-4 (`3.1416` is `\pi`), never because one is the other
+rounded (`0.33` is not `\frac{1}{3}`, `3.14` is not `\pi`).
 
 Safety: model text never reaches `eval`, `sympify` or `parse_expr`. Plain numbers are parsed
 here with `fractions`; anything symbolic goes to the calculator tool (`tools.calculator`), whose
@@ -158,6 +160,7 @@ def normalize(answer: str) -> str:
     if variable and "=" not in variable.group(1) and "," not in variable.group(1):
         s = variable.group(1)
     s = re.sub(r"^(?:the answer is|answer:?)\s*", "", s, flags=re.IGNORECASE)
+    s = re.sub(r"(\d)\s*(?:percent|per\s*cent)\b", r"\1%", s, flags=re.IGNORECASE)  # a percent form, not a unit
     unit = _TRAILING_UNIT.match(s)
     if unit:
         s = unit.group(1)
@@ -178,14 +181,16 @@ _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _FRACTION = re.compile(r"([+-]?\d+)/([+-]?\d+)")
 
 
+REL_TOL = 1e-4
+"""Numbers this close, relative to the larger, are equal: Qwen2.5-Math's `math_equal` (isclose)."""
+
+
 @dataclass(frozen=True)
 class _Number:
     """A numeric answer as written."""
 
     value: Fraction
     """Its exact value (a decimal's digits taken exactly)."""
-    places: int | None = None
-    """Digits after the decimal point when written as a decimal, else None (exact)."""
     percent: bool = False
     """Written with a percent sign: `50%` may mean 50 or 0.5."""
 
@@ -195,46 +200,37 @@ def _number(s: str) -> _Number | None:
     percent = s.endswith("%")
     body = s[:-1] if percent else s
     if _DECIMAL.fullmatch(body):
-        mantissa = re.split(r"[eE]", body)[0]
-        places = len(mantissa.split(".")[1]) if "." in mantissa else None
         try:
-            return _Number(Fraction(body), places, percent)
+            return _Number(Fraction(body), percent)
         except (ValueError, ZeroDivisionError, OverflowError):
             return None
     fraction = _FRACTION.fullmatch(body)
     if fraction and int(fraction.group(2)) != 0:
-        return _Number(Fraction(int(fraction.group(1)), int(fraction.group(2))), None, percent)
+        return _Number(Fraction(int(fraction.group(1)), int(fraction.group(2))), percent)
     return None
 
 
-def _close(a: _Number, b: _Number) -> bool:
-    """Equal, or equal to the digits the less precise decimal shows (`0.33` for 1/3)."""
-    if a.value == b.value:
-        return True
-    scale = max(abs(a.value), abs(b.value), Fraction(1))
-    if abs(a.value - b.value) <= scale * Fraction(1, 10**9):
-        return True
-    for x, y in ((a, b), (b, a)):
-        # A decimal rounded to what it shows; one digit is too coarse to mean "rounded".
-        coarser = x.places is not None and x.places >= 2 and (y.places is None or y.places > x.places)
-        if coarser and round(y.value, x.places) == x.value:
-            return True
-    return False
+def _close(a: Fraction, b: Fraction) -> bool:
+    """`math.isclose(a, b, rel_tol=1e-4)`, exactly: no rounding makes two numbers equal."""
+    return abs(a - b) <= Fraction(str(REL_TOL)) * max(abs(a), abs(b))
 
 
 def _same_number(a: _Number, b: _Number) -> bool:
-    candidates = [(a, b)]
-    if a.percent != b.percent:  # `50%` vs `50` (the usual grading) or vs `0.5`
-        p, q = (a, b) if a.percent else (b, a)
-        candidates.append((_Number(p.value / 100, None if p.places is None else p.places + 2), q))
-    return any(_close(x, y) for x, y in candidates)
+    if _close(a.value, b.value):  # `50%` vs `50`: the usual grading
+        return True
+    if a.percent == b.percent:
+        return False
+    # `50%` vs `0.5`. Qwen2.5-Math also takes ref/100 and ref*100 when neither side says
+    # "percent", so that 5 and 500 agree; a GSM8K count is not a percentage, so we ask for the sign.
+    p, q = (a, b) if a.percent else (b, a)
+    return _close(p.value / 100, q.value)
 
 
 def is_equivalent(pred: str | None, ref: str | None) -> bool:
     r"""Whether a predicted answer means the same as a reference answer.
 
-    Both may be LaTeX or plain text, with or without `\boxed{}`. Numbers compare by value (a
-    decimal also matches a value it rounds, at two or more digits); tuples and intervals compare
+    Both may be LaTeX or plain text, with or without `\boxed{}`. Numbers compare by value, within
+    a relative tolerance of 1e-4; tuples and intervals compare
     element by element in order, `\{...\}` sets and bare lists (`2, 3`) in any order; other
     expressions are equal when the calculator simplifies their difference to 0. Text compares
     case-insensitively. Never raises on odd input: it is simply not equivalent.

@@ -30,6 +30,8 @@ from agent.core.policy import (
     MAX_REPETITIONS,
     approved_call,
     calls_in_thought,
+    contradiction,
+    is_control_text,
     needs_approval,
     repeated_call,
     run_call,
@@ -154,7 +156,8 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
             budget.final_tokens if final else budget.max_tokens - used.generated_tokens,
         )
         deadline = None if budget.max_seconds is None else began + budget.max_seconds - used.time_total_s
-        parser = fmt.parser(schemas, thinking=opened, calls=use_tools and not final, calls_in_thought=in_thought)
+        # A call in the final turn is not run: it ends the turn, and what came before is the answer.
+        parser = fmt.parser(schemas, thinking=opened, calls=use_tools, calls_in_thought=in_thought)
         # Qwen3, SmolLM3, gpt-oss open their thought themselves: a forced call waits until it closes.
         parser.thought_expected = fmt.may_open_thought(thinking) and not final
         left = [
@@ -162,7 +165,15 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
             for b, used in ((controls.thinking_budget, used.thinking_tokens), (controls.step_thinking_budget, 0))
             if b is not None
         ]
-        turn = Turn(model, parser, get_stream_writer(), controls, thinking_left=max(0, min(left)) if left else None)
+        turn = Turn(
+            model,
+            parser,
+            get_stream_writer(),
+            controls,
+            thinking_left=max(0, min(left)) if left else None,
+            earlier=state["tool_calls"],
+            stop_at_call=bool(final),
+        )
         turn.run(
             transcript.tokens,
             limit,
@@ -191,6 +202,8 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
         if turn.calls and not final:
             return update | {"pending": turn.calls}
         answer = turn.answer()
+        if is_control_text(answer):  # our own words echoed back are no answer
+            answer = ""
         if answer and settings.verify and state.get("first_answer") is None and not final:
             verify = prompts.text("verify.md")
             return update | {
@@ -211,7 +224,7 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
         reason_to_ask = needs_approval(registry, item, state["untrusted"], approval)
         earlier = same_calls(state["tool_calls"], item)
         final = state.get("final")
-        if earlier:  # a loop: say so instead of running it again, and end it at the third repetition
+        if earlier:  # a loop: say so instead of running it again, and end it at the second repetition
             emit(ToolCallStarted(earlier[0].name, earlier[0].arguments))
             record = repeated_call(earlier)
             if len(earlier) >= MAX_REPETITIONS:
@@ -222,10 +235,15 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
             record = approved_call(registry, item, decision, emit)
         else:
             record = run_call(registry, item, emit)
+        note = None if earlier else contradiction(state["tool_calls"], record)
+        if note:
+            record = replace(record, output=f"{record.output}\n{note}")
         transcript = Transcript(tokenize, list(state["tokens"]), state["text"])
         # The first call of a step opens the user turn holding the responses, the last one closes it.
         first = fmt.opens_observations(transcript.text)
-        transcript.extend(fmt.observation(record.output, name=record.name, open_turn=first, close_turn=not rest))
+        transcript.extend(
+            fmt.observation(record.output, name=record.name, open_turn=first, close_turn=not rest, ours=record.ours)
+        )
         emit(Observation(record))
         # Text from outside now steers the model too, even through a failure: an error message can
         # repeat what a page said. Approval rules for code read this.

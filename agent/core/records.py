@@ -33,6 +33,9 @@ class ToolCall(Call):
     """True when the call failed: bad call, unknown tool, bad arguments or a `ToolError`."""
     seconds: float = 0.0
     """Wall time the tool took."""
+    ours: bool = False
+    """The output is our own text (a bad call, a repetition, a refusal), not the tool's: it enters
+    the transcript as written, where a tool's output is neutralized as outside text."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,20 @@ class Result:
 
 
 @dataclass(frozen=True)
+class PromptRead:
+    """The model starts reading a step's prompt: before its first token, which on a slow machine
+    comes seconds later (only models that say when they start send it: llama.cpp does)."""
+
+    evaluated: int
+    """Prompt tokens it has to evaluate."""
+    reused: int
+    """Prompt tokens taken from its cache."""
+    saved_cache: bool | None = None
+    """Whether the reused tokens came from a prompt cache saved earlier (a warm start); None: the
+    model does not say."""
+
+
+@dataclass(frozen=True)
 class ReasoningText:
     """A piece of the model's thought, as it streams."""
 
@@ -264,5 +281,7 @@ class Final:
     result: Result
 
 
-Event = ReasoningText | AnswerText | ToolCallStarted | Observation | StepFinished | ApprovalRequested | Final
+Event = (
+    PromptRead | ReasoningText | AnswerText | ToolCallStarted | Observation | StepFinished | ApprovalRequested | Final
+)
 """Everything `Agent.stream` yields."""

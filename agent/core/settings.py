@@ -54,7 +54,9 @@ class Budget:
         default=None, metadata=option("wall time per question", metavar="S", positive=True)
     )
     """Wall time for the episode."""
-    max_tool_seconds: float | None = field(default=None, metadata=option("time in tools per question", metavar="S"))
+    max_tool_seconds: float | None = field(
+        default=None, metadata=option("time in tools per question", metavar="S", positive=True)
+    )
     """Wall time spent inside tools."""
     final_tokens: int = 512
     """Tokens allowed for the forced final answer."""
@@ -211,8 +213,11 @@ class Option:
         fits = isinstance(value, self.types) and (bool in self.types or not isinstance(value, bool))
         if not fits:
             return f"must be {self.expected()}, not {value!r}"
-        if (self.cli or {}).get("positive") and isinstance(value, int | float) and value <= 0:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if (self.cli or {}).get("positive") and number and value <= 0:
             return f"must be a number above zero, not {value!r}"
+        if number and value < 0:  # no budget, count or limit is negative
+            return f"must be zero or more, not {value!r}"
         return None
 
     def expected(self) -> str:
@@ -259,6 +264,17 @@ def check_option(name: str, value: Any) -> str | None:
     if name not in OPTIONS:
         return f"no option {name!r}"
     return OPTIONS[name].problem(value)
+
+
+def tool_choice_problem(choice: ToolChoice | None, tools: list[str]) -> str | None:
+    """What is wrong with `tool_choice=choice` for an agent with these tools (a phrase), or None."""
+    if choice in (None, "auto", "none") or choice in tools:
+        return None
+    if not tools:
+        return f"{choice!r} needs a tool, and there are none (choose auto or none)"
+    if choice == "required":
+        return None
+    return f"{choice!r} is none of the tools; choose one of: " + ", ".join(["auto", "required", "none", *tools])
 
 
 OPTIONS: dict[str, Option] = _options()

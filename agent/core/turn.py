@@ -10,6 +10,11 @@ it applies `Reasoning` controls by writing into the turn, never by re-rendering 
 - tool hints (START): "Wait, maybe using Python here is a good idea." after heavy arithmetic
   or a long stretch without a tool.
 
+A turn stops as soon as a closed call repeats one made before (in this turn or the episode): a
+model that writes the same call twice is looping, and more copies would only cost time. A turn
+asked for the final answer (`stop_at_call`) stops at a `<tool_call>`: what came before is the
+answer.
+
 This module decides nothing about the episode (steps, final answers, tools run): see
 `agent.core.graph`.
 """
@@ -19,16 +24,17 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from agent.core.parse import BadCall, CallOpened, Parsed, ParsedCall, StreamParser
-from agent.core.records import AnswerText, ReasoningText
+from agent.core.records import AnswerText, Call, PromptRead, ReasoningText
 from agent.core.settings import Controls
-from agent.models.protocol import Model
+from agent.models.protocol import Generation, Model
 
-MAX_CALL_TOKENS = 1024
-"""A call body longer than this is cut off and reported to the model as unclosed."""
+MAX_CALL_TOKENS = 1536
+"""A call body longer than this is cut off and reported to the model as unclosed; a safety net
+only, as the call grammar bounds every argument (a Python cell, the longest, fits)."""
 
 # Products and quotients of multi-digit numbers: where models slip and a tool would not.
 HEAVY_ARITHMETIC = re.compile(r"\d{2,}(?:[.,]\d+)?\s*(?:[×*/÷]|\\times|\\cdot)\s*\d{2,}")
@@ -45,9 +51,14 @@ class Turn:
         controls: Controls | None = None,
         *,
         thinking_left: int | None = None,
+        earlier: Iterable[Call] = (),
+        stop_at_call: bool = False,
     ) -> None:
         self.model, self.parser, self.emit, self.controls = model, parser, emit, controls or Controls()
         self.thinking_left = thinking_left
+        self.earlier = [(c.name, c.arguments) for c in earlier]
+        self.stop_at_call = stop_at_call
+        self.repeated = False  # a closed call repeated an earlier one: the turn stops there
         self.tokens: list[int] = []
         self.kinds: list[str] = []  # per token: think, tag (</think>), content, call, or ours (written by us)
         self.counts: Counter[str] = Counter()  # of self.kinds, kept as it changes: read at every token
@@ -95,6 +106,8 @@ class Turn:
         since_tool = 0  # thinking tokens since the turn began (a tool call ends a turn)
         while self.generated < self.limit:
             gen = self.model.generate(prompt + self.tokens, max_tokens=self.limit - self.generated, grammar=grammar)
+            if first:  # the step's prompt: the status line says what the wait before its first token is
+                gen.on_prompt = self._prompt_read
             restart = False
             for piece in gen:
                 if first:  # later generations in this turn only re-enter after a switch
@@ -112,10 +125,15 @@ class Turn:
                 self._append(piece.token, piece.text, kind)
                 since_tool += kind == "think"
                 call_tokens = call_tokens + 1 if kind == "call" else 0
+                opened = False
                 for event in self.parser.feed(piece.text):
                     self._take(event)
+                    opened = opened or isinstance(event, CallOpened)
                     if isinstance(event, CallOpened) and grammar is None and open_grammar:
                         grammar, restart = open_grammar, True
+                if self.repeated or (opened and self.stop_at_call):
+                    restart = False
+                    break
                 if not closed and self.parser.thought_closed:
                     self._relabel_closing_tag()
                 if not closed and self.parser.thought_closed and self.thinking_tokens < self.controls.min_thinking:
@@ -208,6 +226,9 @@ class Turn:
         last_line = self.reasoning[self.reasoning.rfind("\n") + 1 :]
         return c.hint_on_arithmetic and bool(HEAVY_ARITHMETIC.search(last_line))
 
+    def _prompt_read(self, gen: Generation) -> None:
+        self.emit(PromptRead(gen.evaluated, gen.reused, gen.saved_cache))
+
     def _take(self, event: Parsed) -> None:
         if isinstance(event, ReasoningText):
             self.reasoning += event.text
@@ -216,4 +237,7 @@ class Turn:
             self.content += event.text
             self.emit(event)
         elif isinstance(event, ParsedCall | BadCall):
+            if isinstance(event, ParsedCall):
+                made = [(c.call.name, c.call.arguments) for c in self.calls if isinstance(c, ParsedCall)]
+                self.repeated = (event.call.name, event.call.arguments) in self.earlier + made
             self.calls.append(event)

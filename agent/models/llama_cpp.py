@@ -156,6 +156,7 @@ class LlamaCppModel:
             reused = _replayed(common_prefix(self._cached(), prompt), len(prompt))
             with contextlib.suppress(ReferenceError):  # nobody kept the Generation to read it
                 report.reused, report.evaluated = reused, len(prompt) - reused
+                report.prompt_known()  # a warm start sets report.saved_cache before this
             if max_tokens <= 0:
                 return
             s = self.sampling

@@ -16,15 +16,16 @@ every request's prompt extends the previous one's text, so the server's prefix c
 budgets and the context check are approximate (a stand-in is about one real token); `reused` and
 `evaluated` are counted by prefix match on stand-ins, as llama.cpp matches its one cache.
 
-This module does not start servers, render chat formats, nor retry failed requests.
+This module does not start servers nor render chat formats; `agent.models.served` sends the
+requests (and retries one that failed before its first piece, where that is safe).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from typing import Any
 
 from agent.models.chatml import IM_END, neutralize
@@ -36,6 +37,7 @@ from agent.models.protocol import (
     Sampling,
     common_prefix,
 )
+from agent.models.served import Connection
 
 END_TOKEN = 0
 """The id of the end piece; no stand-in packs to 0."""
@@ -58,6 +60,14 @@ def pack(text: str) -> list[int]:
         if chunk:
             ids.append(int.from_bytes(b"\x01" + chunk))
     return ids
+
+
+def stand_in(piece: str) -> int:
+    """The one stand-in token of a streamed piece of at most 7 bytes (`split_pieces` cuts them so)."""
+    data = piece.encode()
+    if not 0 < len(data) <= 7:
+        raise ValueError(f"a stand-in holds 1 to 7 bytes, not {len(data)}")
+    return int.from_bytes(b"\x01" + data)
 
 
 def unpack(ids: Sequence[int]) -> str:
@@ -102,23 +112,16 @@ class OpenAIModel:
             timeout: Seconds to wait for the next streamed piece (a large model's prefill on a
                 CPU can take minutes before the first one).
         """
-        import os
-
-        import httpx
-
-        self.base_url = base_url.rstrip("/")
-        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        # One pooled client: thread-safe, so batch workers share its connections.
-        self._http = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
+        self.connection = Connection(base_url, api_key=api_key, timeout=timeout)
+        self.base_url = self.connection.base_url
         self.grammar_field = grammar_field
         self.seed = seed
         """The sampling seed sent with each request; None: the server draws its own."""
         self._seed = seed  # the one in use: `reseed` changes it for independent samples
         self.name = model_name or self._first_model()
         self.context_size = context_size
-        props = self._props()
-        template = props.get("chat_template", "") if isinstance(props, dict) else ""
+        props = self.connection.optional(f"{self.connection.root}/props")
+        template = props.get("chat_template", "")
         self.chat_template = template if isinstance(template, str) else ""
         """The chat template the server reports (llama.cpp's `/props`), or "" when it reports none."""
         self.family = family(self.chat_template)
@@ -161,68 +164,39 @@ class OpenAIModel:
         return Generation(reused, len(prompt) - reused, self._pieces(body, max_tokens))
 
     def _pieces(self, body: dict[str, Any], max_tokens: int) -> Iterator[Piece]:
-        import httpx
+        events = self.connection.events(f"{self.base_url}/completions", body)
+        with closing(events):  # closing the generation closes the stream at once: the server stops
+            yield from self._read(events, max_tokens)
 
+    def _read(self, events: Iterator[dict[str, Any]], max_tokens: int) -> Iterator[Piece]:
         count = 0
         thought = False  # a reasoning_content stream is open
-        try:
-            with self._http.stream("POST", f"{self.base_url}/completions", json=body) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise self._error(response)
-                for line in response.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        return
-                    choice = (json.loads(data).get("choices") or [{}])[0]
-                    reasoning = choice.get("reasoning_content") or choice.get("reasoning") or ""
-                    text = choice.get("text") or ""
-                    if text and thought:  # the server split the thought off: close it where it ended
-                        text, thought = "\n</think>\n\n" + text, False
-                    thought = thought or bool(reasoning)
-                    for piece_text in split_pieces(reasoning + text):
-                        count += 1
-                        yield Piece(pack(piece_text)[0] if piece_text else END_TOKEN, piece_text)
-                    if choice.get("finish_reason") == "stop":
-                        yield Piece(END_TOKEN, "", end=True)
-                        return
-                    if choice.get("finish_reason") or count >= max_tokens:
-                        return
-        except httpx.HTTPError as exc:
-            raise ModelError(f"the model server at {self.base_url} failed: {exc or type(exc).__name__}") from None
+        for event in events:
+            choices = event.get("choices")
+            if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+                raise ModelError(f"the model server at {self.base_url} sent an event without choices: {event}"[:300])
+            choice = choices[0]
+            reasoning = choice.get("reasoning_content") or choice.get("reasoning") or ""
+            text = choice.get("text") or ""
+            if text and thought:  # the server split the thought off: close it where it ended
+                text, thought = "\n</think>\n\n" + text, False
+            thought = thought or bool(reasoning)
+            for piece_text in split_pieces(reasoning + text):
+                count += 1
+                yield Piece(stand_in(piece_text), piece_text)
+            if choice.get("finish_reason") == "stop":
+                yield Piece(END_TOKEN, "", end=True)
+                return
+            if choice.get("finish_reason") or count >= max_tokens:
+                return
+        raise ModelError(f"the model server at {self.base_url} ended the stream before the answer did")
 
     def _first_model(self) -> str:
-        import httpx
-
-        try:
-            response = self._http.get(f"{self.base_url}/models", timeout=10.0)
-        except httpx.HTTPError as exc:
-            raise ModelError(f"cannot reach the model server at {self.base_url}: {exc or type(exc).__name__}") from None
-        if response.status_code != 200:
-            raise self._error(response)
-        models = response.json().get("data") or []
+        models = self.connection.get(f"{self.base_url}/models")
+        models = models.get("data") if isinstance(models, dict) else None
         if not models:
             raise ModelError(f"the model server at {self.base_url} lists no model: pass --model-name")
         return str(models[0]["id"])
-
-    def _props(self) -> Any:
-        # llama.cpp's server describes its model at /props (beside /v1); other servers have none.
-        import httpx
-
-        root = self.base_url.removesuffix("/v1")
-        try:
-            response = self._http.get(f"{root}/props", timeout=10.0)
-            return response.json() if response.status_code == 200 else {}
-        except (httpx.HTTPError, ValueError):
-            return {}
-
-    def _error(self, response: Any) -> ModelError:
-        if response.status_code in (401, 403):
-            return ModelError(f"the model server at {self.base_url} refused the API key (HTTP {response.status_code})")
-        detail = response.text.strip().replace("\n", " ")[:300]
-        return ModelError(f"the model server at {self.base_url} answered HTTP {response.status_code}: {detail}")
 
     def reseed(self, seed: int) -> None:
         """Send another seed from now on (independent samples of one question)."""
@@ -239,7 +213,7 @@ class OpenAIModel:
 
     def close(self) -> None:
         """Close the connections."""
-        self._http.close()
+        self.connection.close()
 
 
 def split_pieces(text: str) -> list[str]:

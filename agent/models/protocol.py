@@ -11,7 +11,7 @@ This module holds no implementation (see `agent.models.llama_cpp`, `agent.models
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -68,9 +68,20 @@ class Generation:
     evaluated: int
     """Prompt tokens the model had to evaluate (likewise)."""
     pieces: Iterator[Piece] = field(repr=False)
+    saved_cache: bool | None = None
+    """Whether the reused tokens came from a prompt cache saved earlier (a warm start); None: the
+    model does not say."""
+    on_prompt: Callable[[Generation], None] | None = field(default=None, repr=False)
+    """Set by the caller: called (by `prompt_known`) once `reused` and `evaluated` are known,
+    before the prompt is read, so a status line can say what the wait is for."""
 
     def __iter__(self) -> Iterator[Piece]:
         return self.pieces
+
+    def prompt_known(self) -> None:
+        """A model calls this when it knows `reused` and `evaluated` and starts reading the prompt."""
+        if self.on_prompt is not None:
+            self.on_prompt(self)
 
     def close(self) -> None:
         """Stop early and free the model for other callers."""

@@ -48,6 +48,8 @@ class TraceError(ValueError):
 def to_record(event: records.Event) -> dict[str, Any]:
     """The JSON fields of one event (without `t` and `episode`)."""
     match event:
+        case records.PromptRead(evaluated, reused, saved_cache):
+            return {"type": "prompt", "evaluated": evaluated, "reused": reused, "saved_cache": saved_cache}
         case records.ReasoningText(text):
             return {"type": "reasoning", "text": text}
         case records.AnswerText(text):
@@ -74,6 +76,8 @@ def to_record(event: records.Event) -> dict[str, Any]:
 def to_event(record: dict[str, Any]) -> records.Event | None:
     """The event a record was written from; None for records that are not events (header, question)."""
     kind = record.get("type")
+    if kind == "prompt":
+        return records.PromptRead(record["evaluated"], record["reused"], record.get("saved_cache"))
     if kind == "reasoning":
         return records.ReasoningText(record["text"])
     if kind == "answer":
@@ -341,7 +345,7 @@ def _take(episode: Episode, record: dict[str, Any]) -> None:
         span.call, span.ended = observed.call, at
     elif kind == "final":
         episode.result, episode.ended = record["result"], at
-    elif kind != "approval":
+    elif kind not in ("approval", "prompt"):  # a prompt record only times the wait, kept in `records`
         raise ValueError(f"unknown record type {kind!r}")
 
 

@@ -29,11 +29,15 @@ _STYLE = """
 body { margin:0 auto; max-width:1000px; padding:24px; background:var(--bg); color:var(--ink);
   font:15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; }
 header h1 { font-size:20px; margin:0 0 4px; } header p { margin:0; color:var(--dim); }
+header p span, .legend span { display:inline-block; max-width:100%; overflow-wrap:anywhere; }
+header p span + span::before { content:"· "; }
 .controls { margin:12px 0 4px; } button { font:inherit; font-size:13px; padding:3px 10px; cursor:pointer;
   border:1px solid var(--line); background:var(--card); color:var(--ink); border-radius:6px; }
 section.episode { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:16px 20px;
   margin:18px 0; }
-h2.question { font-size:18px; margin:0 0 8px; } h2.question::before { content:"? "; color:var(--think); }
+h2.question { font-size:18px; margin:0 0 8px; white-space:pre-wrap; overflow-wrap:anywhere; }
+h2.question::before { content:"? "; color:var(--think); }
+details.question { margin:-4px 0 8px; } details.question summary { cursor:pointer; color:var(--dim); font-size:13px; }
 .figures { display:flex; flex-wrap:wrap; gap:6px 18px; color:var(--dim); font-size:13px; margin-bottom:10px; }
 .figures b { color:var(--ink); font-weight:600; }
 .timeline { position:relative; height:22px; background:var(--bg); border:1px solid var(--line);
@@ -43,8 +47,8 @@ h2.question { font-size:18px; margin:0 0 8px; } h2.question::before { content:"?
 .seg-model { background:repeating-linear-gradient(135deg, var(--prefill) 0 6px, var(--think) 6px 9px); }
 .seg-reasoning { background:var(--think); }
 .seg-answer { background:var(--answer); } .seg-tool { background:var(--tool); } .seg-error { background:var(--err); }
-.legend { font-size:12px; color:var(--dim); margin-bottom:12px; }
-.legend i { display:inline-block; width:10px; height:10px; border-radius:2px; margin:0 4px 0 12px; }
+.legend { display:flex; flex-wrap:wrap; gap:2px 14px; font-size:12px; color:var(--dim); margin-bottom:12px; }
+.legend i { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:4px; }
 ol.items { list-style:none; padding:0; margin:0; }
 ol.items > li { border-left:3px solid var(--line); padding:6px 0 6px 14px; margin:6px 0; }
 li.step { border-left-color:var(--think) !important; } li.call { border-left-color:var(--tool) !important; }
@@ -54,7 +58,7 @@ details.reasoning summary { cursor:pointer; color:var(--think); font-size:13px; 
 pre { white-space:pre-wrap; word-break:break-word; margin:6px 0; font:13px/1.45 ui-monospace, monospace;
   background:var(--bg); border:1px solid var(--line); border-radius:6px; padding:8px 10px; }
 details.reasoning pre { color:var(--dim); font-style:italic; }
-.text { margin:6px 0; }
+.text { margin:6px 0; white-space:pre-wrap; overflow-wrap:anywhere; }
 .final { border:2px solid var(--answer); border-radius:8px; padding:10px 14px; margin-top:14px; }
 .final .label { color:var(--answer); font-weight:700; font-size:13px; text-transform:uppercase; }
 .final.none { border-color:var(--err); } .final.none .label { color:var(--err); }
@@ -65,8 +69,9 @@ footer { color:var(--dim); font-size:12px; margin-top:24px; }
 _SCRIPT = """
 (function () {
   function all(open) { document.querySelectorAll('details.reasoning').forEach(function (d) { d.open = open; }); }
-  document.getElementById('expand').addEventListener('click', function () { all(true); });
-  document.getElementById('collapse').addEventListener('click', function () { all(false); });
+  var expand = document.getElementById('expand'), collapse = document.getElementById('collapse');
+  if (expand) { expand.addEventListener('click', function () { all(true); }); }
+  if (collapse) { collapse.addEventListener('click', function () { all(false); }); }
   document.body.setAttribute('data-ready', 'yes');
 })();
 """
@@ -119,7 +124,43 @@ def _timeline(episode: Episode) -> str:
     return f'<div class="timeline" role="img" aria-label="timeline">{"".join(spans)}</div>'
 
 
-def _step_html(step: Step) -> str:
+QUESTION_SHOWN = 280
+"""Characters of a question shown in its heading; the rest opens under a toggle."""
+
+LEGEND = (
+    ("prefill", "prompt"),
+    ("model", "prompt + call"),
+    ("reasoning", "reasoning"),
+    ("answer", "answer"),
+    ("tool", "tool"),
+    ("error", "failed call"),
+)
+
+
+def _question_html(question: str) -> str:
+    """The question as the episode's heading; a long one clipped, the whole of it under a toggle."""
+    lines = question.splitlines() or [""]
+    if len(question) <= QUESTION_SHOWN and len(lines) <= 4:
+        return f'<h2 class="question">{_e(question)}</h2>'
+    shown = "\n".join(lines[:4])[:QUESTION_SHOWN].rstrip() + "…"
+    return (
+        f'<h2 class="question" title="the question, clipped">{_e(shown)}</h2>'
+        f'<details class="question"><summary>Whole question ({len(question):,} characters)</summary>'
+        f"<pre>{_e(question)}</pre></details>"
+    )
+
+
+def _reuse(stats: dict[str, Any]) -> str:
+    """The share of the prompt tokens read that came from the cache: the episode's reuse figure.
+
+    Every step re-reads its whole prompt, so a sum of reused tokens over the steps can exceed
+    the context many times over; a share cannot.
+    """
+    evaluated, reused = stats.get("prompt_evaluated", 0), stats.get("prompt_reused", 0)
+    return "–" if not evaluated + reused else f"{100 * reused / (evaluated + reused):.0f}% of prompt tokens"
+
+
+def _step_html(step: Step, final_answer: str | None = None) -> str:
     f = step.figures
     figures = (
         f"{f.get('prompt_evaluated', 0):,} prompt tokens evaluated + {f.get('prompt_reused', 0):,} reused"
@@ -138,7 +179,7 @@ def _step_html(step: Step) -> str:
             f'<details class="reasoning"><summary>Reasoning ({words:,} words)</summary>'
             f"<pre>{_e(step.reasoning.strip())}</pre></details>"
         )
-    if step.answer.strip():
+    if step.answer.strip() and step.answer.strip() != (final_answer or "").strip():  # the answer: once, below
         parts.append(f'<div class="text">{_e(step.answer.strip())}</div>')
     return f'<li class="step">{"".join(parts)}</li>'
 
@@ -163,14 +204,14 @@ def _episode_html(episode: Episode) -> str:
         ("steps", stats.get("steps", sum(isinstance(i, Step) for i in episode.items))),
         ("tool calls", stats.get("tool_calls", sum(isinstance(i, CallSpan) for i in episode.items))),
         ("prompt evaluated", f"{stats.get('prompt_evaluated', 0):,}"),
-        ("reused", f"{stats.get('prompt_reused', 0):,}"),
+        ("reused", _reuse(stats)),
         ("generated", f"{stats.get('generated_tokens', 0):,}"),
         ("thinking", f"{stats.get('thinking_tokens', 0):,}"),
         ("time", _seconds(stats.get("time_total_s"))),
         ("stop", result.get("stop_reason", "unfinished")),
     ]
-    items = "".join(_step_html(i) if isinstance(i, Step) else _call_html(i) for i in episode.items)
     answer = result.get("answer")
+    items = "".join(_step_html(i, answer) if isinstance(i, Step) else _call_html(i) for i in episode.items)
     if episode.result is None:
         final = '<div class="final none"><div class="label">No result</div>the run ended before the episode did</div>'
     elif answer is None:
@@ -181,12 +222,10 @@ def _episode_html(episode: Episode) -> str:
         final = f'<div class="final"><div class="label">Answer</div><div class="text">{_e(answer)}</div></div>'
     return (
         f'<section class="episode" id="episode-{_e(episode.number)}">'
-        f'<h2 class="question">{_e(episode.question)}</h2>'
+        f"{_question_html(episode.question)}"
         f'<div class="figures">{"".join(f"<span>{_e(k)} <b>{_e(v)}</b></span>" for k, v in figures)}</div>'
         f"{_timeline(episode)}"
-        '<div class="legend"><i class="seg-prefill"></i>prompt<i class="seg-model"></i>prompt + call'
-        '<i class="seg-reasoning"></i>reasoning'
-        '<i class="seg-answer"></i>answer<i class="seg-tool"></i>tool<i class="seg-error"></i>failed call</div>'
+        f'<div class="legend">{"".join(f"<span><i class=seg-{k}></i>{t}</span>" for k, t in LEGEND)}</div>'
         f'<ol class="items">{items}</ol>{final}</section>'
     )
 
@@ -195,8 +234,8 @@ def html(trace: Trace, *, title: str | None = None) -> str:
     """One self-contained HTML page for a trace: no remote scripts, styles, fonts or images."""
     header = trace.header
     model = header.get("model") or {}
-    about = " · ".join(
-        str(x)
+    about = " ".join(  # each figure a unit: a line breaks between them, not inside a timestamp
+        f"<span>{_e(x)}</span>"
         for x in (
             model.get("name"),
             model.get("context_size") and f"context {model['context_size']:,}",
@@ -208,15 +247,20 @@ def html(trace: Trace, *, title: str | None = None) -> str:
     first = trace.episodes[0].question if trace.episodes else "empty trace"
     title = title or f"qwq-agent trace: {first[:80]}"
     body = "".join(_episode_html(e) for e in trace.episodes) or "<p>This trace has no episodes.</p>"
+    reasoned = any(isinstance(i, Step) and i.reasoning.strip() for e in trace.episodes for i in e.items)
+    controls = (
+        '<div class="controls"><button id="expand" type="button">Expand all reasoning</button> '
+        '<button id="collapse" type="button">Collapse all</button></div>'
+        if reasoned
+        else ""
+    )
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_POLICY}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head>\n"
-        f"<body><header><h1>qwq-agent trace</h1><p>{_e(about)}</p>"
-        '<div class="controls"><button id="expand" type="button">Expand all reasoning</button> '
-        '<button id="collapse" type="button">Collapse all</button></div></header>\n'
+        f"<body><header><h1>qwq-agent trace</h1><p>{about}</p>{controls}</header>\n"
         f"{body}\n<footer>Written by qwq-agent trace html; times are seconds from the start of the run.</footer>"
         f"<script>{_SCRIPT}</script></body></html>\n"
     )

@@ -49,6 +49,7 @@ RECORDS: dict[str, Fields] = {
         "model": (optional(OBJECT), False),
     },
     "question": {**_EVENT, "text": (TEXT, True)},
+    "prompt": {**_EVENT, "evaluated": (WHOLE, True), "reused": (WHOLE, True), "saved_cache": (optional(FLAG), False)},
     "reasoning": {**_EVENT, "text": (TEXT, True)},
     "answer": {**_EVENT, "text": (TEXT, True)},
     "tool_call": {**_EVENT, **_CALL},

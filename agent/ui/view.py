@@ -182,6 +182,8 @@ class View:
         if self._live is None and not isinstance(event, records.Final | records.ApprovalRequested):
             self._start_live()
         match event:
+            case records.PromptRead(evaluated, reused, saved_cache):
+                self._activity = _reading(evaluated, reused, saved_cache)
             case records.ReasoningText(text):
                 self._activity = "thinking"
                 self._step_reasoning += len(text)
@@ -218,11 +220,8 @@ class View:
                     )
                 self._step_reasoning, self._tail = 0, []
                 figures = self._finish_step(event, now)
-                self.console.print(
-                    Text(f"── {self._figures_text(figures, short=True)}", style="dim"),
-                    no_wrap=True,
-                    overflow="ellipsis",
-                )
+                line = "── " + fitted(self._figure_parts(figures), self.console.width - 3, drop=(2,))
+                self.console.print(Text(line, style="dim"), no_wrap=True, overflow="ellipsis")
                 self._activity = "next step"
             case records.ApprovalRequested():
                 self._flush_reasoning()
@@ -291,7 +290,7 @@ class View:
         if self.timer.context_used:
             figures.append(self._context_text(self.timer.context_used))
         figures.append(f"{now - self.began:.1f} s")
-        self._spinner.update(text=Text(" · ".join(figures), style="cyan"))
+        self._spinner.update(text=Text(fitted(figures, self.console.width - 3), style="cyan"))
         parts.append(self._spinner)
         return Group(*parts)
 
@@ -323,18 +322,48 @@ class View:
             return f"context {used:,}/{self.context_size:,} ({100 * used / self.context_size:.0f}%)"
         return f"context {used:,}"
 
-    def _figures_text(self, f: StepFigures, *, short: bool = False) -> str:
+    def _figure_parts(self, f: StepFigures) -> list[str]:
+        """A step's figures for its line on a colour terminal, the step first and its time last."""
         prefill = "" if f.prefill_seconds is None else f" in {f.prefill_seconds:.2f} s"
         rate = "" if f.tokens_per_second is None else f" at {f.tokens_per_second:.0f} tok/s"
-        if short:
-            return (
-                f"step {f.step} · prompt {f.prompt_evaluated:,} evaluated + {f.prompt_reused:,} reused{prefill}"
-                f" · {f.generated:,} tokens{rate} · {self._context_text(f.context_used)} · {f.seconds:.1f} s"
-            )
+        return [
+            f"step {f.step}",
+            f"prompt {f.prompt_evaluated:,} evaluated + {f.prompt_reused:,} reused{prefill}",
+            f"{f.generated:,} tokens{rate}",
+            self._context_text(f.context_used),
+            f"{f.seconds:.1f} s",
+        ]
+
+    def _figures_text(self, f: StepFigures) -> str:
+        prefill = "" if f.prefill_seconds is None else f" in {f.prefill_seconds:.2f} s"
+        rate = "" if f.tokens_per_second is None else f" at {f.tokens_per_second:.0f} tok/s"
         return (
             f"step {f.step}: prompt {f.prompt_evaluated:,} evaluated + {f.prompt_reused:,} reused{prefill}"
             f" · {f.generated:,} generated{rate} · {self._context_text(f.context_used)} · {f.seconds:.2f} s"
         )
+
+
+def fitted(parts: list[str], width: int, separator: str = " · ", *, drop: tuple[int, ...] = ()) -> str:
+    """`parts` joined, leaving out middle ones until the line fits `width`: those `drop` lists
+    (by index) first, then the nearest to the end. The first part and the last (the step, its
+    time) always stay."""
+    order = [*drop, *range(len(parts) - 2, 0, -1)]
+    left = set(range(len(parts)))
+    for index in order:
+        if len(separator.join(parts[i] for i in sorted(left))) <= width:
+            break
+        left.discard(index)
+    return separator.join(parts[i] for i in sorted(left))
+
+
+def _reading(evaluated: int, reused: int, saved_cache: bool | None) -> str:
+    """What the status line says while the model reads a prompt."""
+    cache = ""
+    if saved_cache:
+        cache = f" ({reused:,} from the saved prompt cache)"
+    elif saved_cache is False and reused == 0:
+        cache = " (no saved prompt cache)"
+    return f"reading the prompt: {evaluated:,} tokens…{cache}"
 
 
 def _arguments(arguments: dict[str, Any]) -> Any:

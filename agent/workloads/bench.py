@@ -192,8 +192,12 @@ def run(
     threads: int | None = None,
     n_gpu_layers: int = 0,
     log: Callable[[str], None] = lambda message: None,
+    tools: Sequence[str] = ("calculator", "python"),
 ) -> Report:
     """Measure every figure of `TARGETS`; `quick` repeats less (for tests), it measures all.
+
+    `tools` are the built-in tools whose call grammar the grammar cost is measured with: the
+    command passes the default set its users get (fewer tools, a smaller grammar when offline).
 
     Everything runs off the main thread, and each timed generation in a new thread (see
     `in_fresh_thread`), as the agent's own generation runs in LangGraph's thread pool.
@@ -201,11 +205,16 @@ def run(
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(_run, model_path, quick, threads, n_gpu_layers, log).result()
+        return pool.submit(_run, model_path, quick, threads, n_gpu_layers, log, list(tools)).result()
 
 
 def _run(
-    model_path: str | None, quick: bool, threads: int | None, n_gpu_layers: int, log: Callable[[str], None]
+    model_path: str | None,
+    quick: bool,
+    threads: int | None,
+    n_gpu_layers: int,
+    log: Callable[[str], None],
+    tools: list[str],
 ) -> Report:
     from agent.models.llama_cpp import LlamaCppModel
 
@@ -244,7 +253,8 @@ def _run(
         details["generation_tokens_per_s"] = {"agent": agent_rates, "raw": raw_rates}
 
     def do_grammar() -> None:
-        figures["grammar_cost_ratio"] = round(grammar_cost(model, 24 if quick else 48, rounds), 3)
+        details["grammar_tools"] = tools
+        figures["grammar_cost_ratio"] = round(grammar_cost(model, 24 if quick else 48, rounds, tools), 3)
 
     def do_lookup() -> None:
         tokens = 48 if quick else 128

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -82,6 +82,8 @@ class ItemResult:
     """Tool calls made."""
     tool_errors: int = 0
     """Tool calls that failed."""
+    invalid_calls: int = 0
+    """Tool calls that did not parse or named no tool the agent has (of `tool_calls`)."""
     generated_tokens: int = 0
     """Tokens generated, reasoning included."""
     thinking_tokens: int = 0
@@ -126,6 +128,10 @@ class Summary:
     """Wall time per item."""
     errors: int = 0
     """Episodes that ended with an exception."""
+    calls: int = 0
+    """Tool calls written, over all items."""
+    call_validity: float = 1.0
+    """Fraction of them that parsed and named a real tool (1 when there were none)."""
 
 
 @dataclass(frozen=True)
@@ -224,8 +230,11 @@ def _pick(record: dict[str, Any], keys: Iterable[str]) -> Any:
 # Running
 
 
-def grade(item: Item, result: Any, config: str, seconds: float) -> ItemResult:
-    """The `ItemResult` of an episode's `agent.records.Result`."""
+def grade(item: Item, result: Any, config: str, seconds: float, tools: Collection[str] | None = None) -> ItemResult:
+    """The `ItemResult` of an episode's `agent.records.Result`; `tools` are the agent's tool names.
+
+    A call that did not parse has no name; one naming no tool of `tools` is invalid too.
+    """
     answer = result.answer
     verdict = None
     if item.numbers is not None:
@@ -246,6 +255,7 @@ def grade(item: Item, result: Any, config: str, seconds: float) -> ItemResult:
         steps=used.steps,
         tool_calls=len(result.tool_calls),
         tool_errors=sum(1 for c in result.tool_calls if c.error),
+        invalid_calls=sum(1 for c in result.tool_calls if not c.name or (tools is not None and c.name not in tools)),
         generated_tokens=used.generated_tokens,
         thinking_tokens=used.thinking_tokens,
         prompt_evaluated=used.prompt_evaluated,
@@ -281,8 +291,11 @@ def evaluate(
     output: str | Path | None = None,
     workers: int = 1,
     progress: Progress | None = None,
+    tools: Collection[str] | None = None,
 ) -> list[ItemResult]:
     """Run `run(question) -> Result` over `items`; returns every item's result, old and new.
+
+    `tools`, the agent's tool names, tell a valid call from one naming no real tool.
 
     With `output`, results are appended to that JSONL file as they come, and items it already
     holds for `config` are not run again. `workers` > 1 runs episodes in threads (only sensible
@@ -304,7 +317,7 @@ def evaluate(
     def one(item: Item) -> ItemResult:
         began = time.monotonic()
         try:
-            result = grade(item, run(item.question), config, time.monotonic() - began)
+            result = grade(item, run(item.question), config, time.monotonic() - began, tools)
         except Exception as exc:  # one broken episode must not lose the rest of a long run
             result = ItemResult(item.id, config, "", item.reference, False, error=f"{type(exc).__name__}: {exc}")
         if out is not None:
@@ -351,6 +364,7 @@ def summarize(results: Sequence[ItemResult], config: str = "base") -> Summary:
     n = len(results)
     correct = sum(r.correct for r in results)
     low, high = wilson_interval(correct, n)
+    calls = sum(r.tool_calls for r in results)
 
     def mean(values: Iterator[float]) -> float:
         return round(sum(values) / n, 3) if n else 0.0
@@ -369,6 +383,8 @@ def summarize(results: Sequence[ItemResult], config: str = "base") -> Summary:
         mean_prompt_evaluated=mean(r.prompt_evaluated for r in results),
         mean_seconds=mean(r.seconds for r in results),
         errors=sum(r.error is not None for r in results),
+        calls=calls,
+        call_validity=round(1 - sum(r.invalid_calls for r in results) / calls, 4) if calls else 1.0,
     )
 
 

@@ -345,14 +345,15 @@ def binding_efficiency(model: Any, tokens: int, rounds: int) -> tuple[float, lis
     return statistics.median(ratios), agent_rates, raw_rates
 
 
-def grammar_cost(model: Any, free_tokens: int, rounds: int) -> float:
-    """Median ratio of tokens/s: free text then a call under the grammar / the same count free."""
+def grammar_cost(model: Any, free_tokens: int, rounds: int, tools: Sequence[str] = ("calculator", "python")) -> float:
+    """Median ratio of tokens/s: free text then a call under the grammar of `tools` (built-in
+    tools by name) / the same count free."""
     from agent.core.formats import for_template
     from agent.core.transcript import Message, Segment, Transcript
     from tools import default_tools
 
     fmt = for_template(model.chat_template)
-    schemas = [t.schema() for t in default_tools(["calculator", "python"])]
+    schemas = [t.schema() for t in default_tools(tools)]
     grammar = fmt.grammar(schemas, opened=False)
     transcript = Transcript(model.tokenize)
     transcript.extend(

@@ -31,6 +31,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ _STEP_KEYS = ("tools", *(name for name in OPTIONS if name != "examples"))
 
 
 class WorkflowError(ValueError):
-    """A workflow file is invalid; the message starts with `FILE:LINE:`."""
+    """A workflow file is invalid; the message starts with `FILE:LINE:`, one line per problem."""
 
 
 @dataclass(frozen=True)
@@ -163,14 +164,29 @@ def load_workflow(path: str | os.PathLike[str]) -> Workflow:
 
 
 class _Checker:
-    """Turns the YAML node tree into a `Workflow`, with line numbers for every problem."""
+    """Turns the YAML node tree into a `Workflow`, with line numbers for every problem.
+
+    Problems are collected, not raised one by one: a part that is wrong is left out and the
+    checking goes on, so one `WorkflowError` lists every problem of the file, in the order found.
+    A step left out still defines its id, so later steps are not blamed for using it.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.problems: list[str] = []
+        self.misspelt: dict[int, set[str]] = {}  # per mapping node: the allowed keys a typo stood for
 
     def fail(self, node: Any, what: str, problem: str) -> WorkflowError:
         line = node.start_mark.line + 1 if node is not None else 1
         return WorkflowError(f"{self.path}:{line}: {what}: {problem}")
+
+    def note(self, error: WorkflowError) -> None:
+        """Keep a problem and go on checking."""
+        self.problems.append(str(error))
+
+    def stop(self, error: WorkflowError) -> WorkflowError:
+        """A problem past which nothing can be checked, after those found so far."""
+        return WorkflowError("\n".join([*self.problems, str(error)]))
 
     def mapping(self, node: Any, what: str, allowed: tuple[str, ...]) -> dict[str, tuple[Any, Any]]:
         import yaml
@@ -179,14 +195,20 @@ class _Checker:
             raise self.fail(node, what, "must be a mapping of keys to values")
         out: dict[str, tuple[Any, Any]] = {}
         for key, value in node.value:
-            name = self.scalar(key, what)
+            try:
+                name = self.scalar(key, what)
+            except WorkflowError as exc:
+                self.note(exc)
+                continue
             if allowed and name not in allowed:
-                raise self.fail(
-                    key, what, f"unknown key {name!r}{_suggest(name, allowed)}; allowed: {', '.join(allowed)}"
-                )
-            if name in out:
-                raise self.fail(key, what, f"{name!r} is given twice")
-            out[name] = (key, value)
+                hint = _suggest(name, allowed)
+                if hint:
+                    self.misspelt.setdefault(id(node), set()).update(difflib.get_close_matches(name, allowed, n=1))
+                self.note(self.fail(key, what, f"unknown key {name!r}{hint}; allowed: {', '.join(allowed)}"))
+            elif name in out:
+                self.note(self.fail(key, what, f"{name!r} is given twice"))
+            else:
+                out[name] = (key, value)
         return out
 
     def scalar(self, node: Any, what: str) -> Any:
@@ -203,37 +225,87 @@ class _Checker:
             raise WorkflowError(f"{self.path}:1: the file is empty; a workflow needs steps")
         top = self.mapping(root, "workflow", _TOP_KEYS)
         if "steps" not in top:
-            raise self.fail(root, "workflow", "needs a 'steps' list")
+            raise self.stop(self.fail(root, "workflow", "needs a 'steps' list"))
         variables: dict[str, str | None] = {}
-        for name, (key, value) in self.mapping(top["vars"][1], "vars", ()).items() if "vars" in top else ():
+        for name, (key, value) in (
+            self.guarded(lambda: self.mapping(top["vars"][1], "vars", ()), {}).items() if "vars" in top else ()
+        ):
             if not isinstance(name, str) or not _NAME.fullmatch(name):
-                raise self.fail(key, "vars", f"{name!r} is not a variable name (letters, digits, _)")
-            raw = self.scalar(value, f"vars.{name}")
+                self.note(self.fail(key, "vars", f"{name!r} is not a variable name (letters, digits, _)"))
+                continue
+            raw = self.guarded(partial(self.scalar, value, f"vars.{name}"), None)
             variables[name] = None if raw is None else str(raw)
-        defaults = self.options(top["defaults"][1], "defaults") if "defaults" in top else {}
+        defaults = self.guarded(lambda: self.options(top["defaults"][1], "defaults"), {}) if "defaults" in top else {}
         steps_node = top["steps"][1]
         if not isinstance(steps_node, yaml.SequenceNode) or not steps_node.value:
-            raise self.fail(steps_node, "steps", "must be a non-empty list of steps")
+            raise self.stop(self.fail(steps_node, "steps", "must be a non-empty list of steps"))
         known = set(variables)
         steps: list[Step] = []
         for index, node in enumerate(steps_node.value, start=1):
-            what = f"steps[{index}]"
-            fields = self.mapping(node, what, ("id", "prompt", *_STEP_KEYS))
-            for required in ("id", "prompt"):
-                if required not in fields:
-                    raise self.fail(node, what, f"needs {required!r}")
-            step_id = self.scalar(fields["id"][1], f"{what}.id")
+            step = self.guarded(partial(self.step, node, index, steps_node, variables, known, defaults), None)
+            if step is not None:
+                steps.append(step)
+        ids = [s.id for s in steps]
+        output = steps[-1].id if steps else ""
+        if "output" in top:
+            output = self.guarded(lambda: self.scalar(top["output"][1], "output"), output)
+            if output not in known - set(variables):
+                self.note(
+                    self.fail(
+                        top["output"][1],
+                        "output",
+                        f"names no step{_suggest(str(output), ids)}; steps: {', '.join(ids)}",
+                    )
+                )
+        name = self.guarded(lambda: self.scalar(top["name"][1], "name"), None) if "name" in top else None
+        if self.problems:
+            raise WorkflowError("\n".join(self.problems))
+        return Workflow(str(name or Path(self.path).stem), variables, tuple(steps), output, self.path)
+
+    def guarded(self, check: Callable[[], Any], instead: Any) -> Any:
+        """`check()`, or `instead` when it raises a problem (which is kept)."""
+        try:
+            return check()
+        except WorkflowError as exc:
+            self.note(exc)
+            return instead
+
+    def step(
+        self,
+        node: Any,
+        index: int,
+        steps_node: Any,
+        variables: dict[str, str | None],
+        known: set[str],
+        defaults: dict[str, Any],
+    ) -> Step | None:
+        """One step, checked; its id joins `known` even when something else in it is wrong."""
+        what = f"steps[{index}]"
+        before = len(self.problems)
+        fields = self.mapping(node, what, ("id", "prompt", *_STEP_KEYS))
+        for required in ("id", "prompt"):
+            if required not in fields and required not in self.misspelt.get(id(node), ()):
+                self.note(self.fail(node, what, f"needs {required!r}"))
+        step_id: Any = None
+        if "id" in fields:
+            step_id = self.guarded(lambda: self.scalar(fields["id"][1], f"{what}.id"), None)
             if not isinstance(step_id, str) or not _NAME.fullmatch(step_id):
-                raise self.fail(fields["id"][1], f"{what}.id", f"{step_id!r} is not a name (letters, digits, _)")
-            if step_id in known:
+                self.note(self.fail(fields["id"][1], f"{what}.id", f"{step_id!r} is not a name (letters, digits, _)"))
+                step_id = None
+            elif step_id in known:
                 clash = "a variable" if step_id in variables else "an earlier step"
-                raise self.fail(fields["id"][1], f"{what}.id", f"{step_id!r} is already the name of {clash}")
+                self.note(self.fail(fields["id"][1], f"{what}.id", f"{step_id!r} is already the name of {clash}"))
+                step_id = None
+        label = step_id or what
+        prompt: Any = None
+        if "prompt" in fields:
             prompt_node = fields["prompt"][1]
-            prompt = self.scalar(prompt_node, f"{step_id}.prompt")
+            prompt = self.guarded(lambda: self.scalar(prompt_node, f"{label}.prompt"), None)
             if not isinstance(prompt, str) or not prompt.strip():
-                raise self.fail(prompt_node, f"{step_id}.prompt", "must be non-empty text")
+                self.note(self.fail(prompt_node, f"{label}.prompt", "must be non-empty text"))
+                prompt = None
             later = _step_ids(steps_node.value[index:])
-            for match in _PLACEHOLDER.finditer(prompt):
+            for match in _PLACEHOLDER.finditer(prompt or ""):
                 name = match.group(1)
                 if name in known:
                     continue
@@ -244,20 +316,13 @@ class _Checker:
                 else:
                     problem = f"unknown variable {{{{{name}}}}}{_suggest(name, known)}; known here: "
                     problem += ", ".join(sorted(known)) or "none"
-                raise self.fail(prompt_node, f"{step_id}.prompt", problem)
-            options = {**defaults, **self.options(node, step_id, fields)}
-            steps.append(Step(step_id, prompt, options, node.start_mark.line + 1))
+                self.note(self.fail(prompt_node, f"{label}.prompt", problem))
+        options = {**defaults, **self.options(node, label, fields)}
+        if step_id is not None:
             known.add(step_id)
-        output = steps[-1].id
-        if "output" in top:
-            output = self.scalar(top["output"][1], "output")
-            if output not in {s.id for s in steps}:
-                ids = [s.id for s in steps]
-                raise self.fail(
-                    top["output"][1], "output", f"names no step{_suggest(str(output), ids)}; steps: {', '.join(ids)}"
-                )
-        name = self.scalar(top["name"][1], "name") if "name" in top else Path(self.path).stem
-        return Workflow(str(name), variables, tuple(steps), output, self.path)
+        if len(self.problems) > before or step_id is None or prompt is None:
+            return None
+        return Step(step_id, prompt, options, node.start_mark.line + 1)
 
     def options(self, node: Any, what: str, fields: dict[str, tuple[Any, Any]] | None = None) -> dict[str, Any]:
         """Agent options of a step (or of `defaults`), checked for type and tool names."""
@@ -272,24 +337,37 @@ class _Checker:
                 continue
             value_node = fields[key][1]
             if key == "tools":
-                if isinstance(value_node, yaml.ScalarNode) and self.scalar(value_node, key) == "none":
+                if (
+                    isinstance(value_node, yaml.ScalarNode)
+                    and self.guarded(partial(self.scalar, value_node, "tools"), None) == "none"
+                ):
                     options[key] = []
                     continue
                 if not isinstance(value_node, yaml.SequenceNode):
-                    raise self.fail(value_node, f"{what}.tools", "must be a list of tool names, such as [calculator]")
-                names = [self.scalar(n, f"{what}.tools") for n in value_node.value]
+                    self.note(
+                        self.fail(value_node, f"{what}.tools", "must be a list of tool names, such as [calculator]")
+                    )
+                    continue
+                names = [self.guarded(partial(self.scalar, n, f"{what}.tools"), None) for n in value_node.value]
                 for name, item in zip(names, value_node.value, strict=True):
-                    if name not in BUILTIN:
+                    if name is not None and name not in BUILTIN:
                         hint = _suggest(str(name), BUILTIN)
-                        raise self.fail(
-                            item, f"{what}.tools", f"no built-in tool {name!r}{hint}; tools: {', '.join(BUILTIN)}"
+                        self.note(
+                            self.fail(
+                                item, f"{what}.tools", f"no built-in tool {name!r}{hint}; tools: {', '.join(BUILTIN)}"
+                            )
                         )
                 options[key] = names
                 continue
-            value = self.scalar(value_node, f"{what}.{key}")
+            try:
+                value = self.scalar(value_node, f"{what}.{key}")
+            except WorkflowError as exc:
+                self.note(exc)
+                continue
             problem = check_option(key, value)
             if problem is not None:
-                raise self.fail(value_node, f"{what}.{key}", problem)
+                self.note(self.fail(value_node, f"{what}.{key}", problem))
+                continue
             options[key] = value
         return options
 
