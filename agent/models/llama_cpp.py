@@ -52,28 +52,6 @@ def _replayed(shared: int, prompt_length: int) -> int:
     return shared - 1 if shared == prompt_length and shared > 0 else shared
 
 
-def avoid_amx() -> None:
-    """On a CPU with AMX, make every later model load keep its weights out of AMX buffers.
-
-    ggml's AMX matrix kernels crash (or compute garbage) on Q4_0/Q4_1 weights, the embedded
-    model's type (llama.cpp issues #20824, #16315); a build for the native CPU enables them. The
-    patch turns off llama.cpp's extra weight buffers (AMX, and CPU repacking) for the process.
-    """
-    import llama_cpp.llama_cpp as c
-
-    default = c.llama_model_default_params
-    if getattr(default, "without_amx", False) or b"AMX_INT8 = 1" not in c.llama_print_system_info():
-        return
-
-    def without_amx() -> Any:
-        params = default()
-        params.use_extra_bufts = False
-        return params
-
-    without_amx.without_amx = True  # type: ignore[attr-defined]
-    c.llama_model_default_params = without_amx
-
-
 class LazyGrammarSampler:
     """Draws the next token; under a grammar, checks only the drawn token and redraws if refused.
 
@@ -201,7 +179,6 @@ class LlamaCppModel:
         if kv_cache not in KV_CACHE_TYPES:
             raise ValueError(f"kv_cache must be one of {', '.join(KV_CACHE_TYPES)}, not {kv_cache!r}")
         kv_type = KV_CACHE_TYPES[kv_cache]
-        avoid_amx()
         try:
             self.llm = Llama(
                 model_path=str(model_path),
