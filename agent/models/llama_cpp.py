@@ -3,6 +3,9 @@
 It reports how much of each prompt llama.cpp reused from its KV cache (a longest-prefix match
 against what it evaluated last) and how much it had to evaluate, keeps the KV state of a few
 interleaved conversations, and serializes its callers (llama.cpp contexts are not thread-safe).
+The preamble every episode opens with is loaded from its saved KV state when there is one (see
+`agent.models.prompt_cache`), and a grammar judges only the token the sampler drew
+(`LazyGrammarSampler`).
 
 This module does not find model files (see `agent.models.sources`) and does not know about chat
 formats, tools or the agent loop.
