@@ -98,12 +98,17 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
     def tokenize(text: str, special: bool) -> list[int]:
         return model.tokenize(text, special)
 
+    remember_preamble = getattr(model, "preamble", None)
+
     def start(state: State) -> State:
         transcript = Transcript(tokenize, list(state.get("tokens") or []), state.get("text") or "")
         question = Message("user", state["question"])
         if not transcript.tokens:
             preamble = [Message("system", settings.system_prompt or ""), *(settings.examples or ())]
-            transcript.extend(render([*preamble, question], schemas))
+            transcript.extend(render(preamble, schemas))
+            if remember_preamble is not None:  # every episode opens so: a model may start warm from it
+                remember_preamble(transcript.tokens)
+            transcript.extend(render([question]))
         else:
             transcript.extend(render([question]))
         return {
