@@ -32,7 +32,17 @@ from agent.models.protocol import Model
 from agent.observers import Observer
 from tools import Registry, Tool, default_tools
 
-MODEL_OPTIONS = ("context_size", "n_gpu_layers", "threads", "seed", "sampling", "thinking", "session_states")
+MODEL_OPTIONS = (
+    "context_size",
+    "n_gpu_layers",
+    "threads",
+    "seed",
+    "sampling",
+    "thinking",
+    "session_states",
+    "prompt_cache",
+    "kv_cache",
+)
 """Options of `LlamaCppModel`, taken when the agent loads the model itself."""
 
 
@@ -94,6 +104,9 @@ class Agent:
             from agent.sessions import serializer
 
             checkpointer = InMemorySaver(serde=serializer())
+            self._durability = "exit"  # memory dies with the process: a write per step would buy nothing
+        else:
+            self._durability = "sync"
         self.checkpointer = checkpointer
         self.thread: str | None = None
         """The thread of the last episode, which `resume` continues by default."""
@@ -273,8 +286,9 @@ class Agent:
         """Run the graph until it ends or pauses; returns its state and the pending approval, if any."""
         final: State = {}
         # "sync": a step's checkpoint is on disk before the next step starts, so a SIGKILL never
-        # loses a finished tool call.
-        durability = "sync" if self.checkpointer is not None else None
+        # loses a finished tool call; the agent's own in-memory checkpointer writes only at the end
+        # (or at a pause for approval).
+        durability = self._durability if self.checkpointer is not None else None
         graph = graph or self.graph
         modes = ["custom", "values"]
         for mode, chunk in graph.stream(graph_input, config, stream_mode=modes, durability=durability, **options):

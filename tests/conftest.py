@@ -14,6 +14,18 @@ from helpers import FakeServer
 os.environ["QWQ_NETWORK"] = "on"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Saved prompt states (and web pages) go to a directory of this run, not the user's cache."""
+    kept = os.environ.get("QWQ_CACHE_DIR")
+    os.environ["QWQ_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if kept is None:
+        os.environ.pop("QWQ_CACHE_DIR", None)
+    else:
+        os.environ["QWQ_CACHE_DIR"] = kept
+
+
 @pytest.fixture
 def serve() -> Iterator[Callable[..., FakeServer]]:
     """`serve(respond, template="")`: a `FakeServer` running on 127.0.0.1 until the test ends."""

@@ -60,6 +60,12 @@ def common_options() -> argparse.ArgumentParser:
         "--n-gpu-layers", type=gpu_layers, default=0, metavar="N", help="layers to offload to the GPU (-1: all)"
     )
     group.add_argument("--ctx", type=positive, default=8192, metavar="TOKENS", help="context size (default 8192)")
+    group.add_argument(
+        "--kv-cache",
+        choices=("f16", "q8_0", "q4_0"),
+        default="f16",
+        help="KV cache data type: q8_0 about halves its memory (default f16)",
+    )
     group.add_argument("--threads", type=positive, metavar="N", help="CPU threads (default: all cores)")
     group.add_argument("--seed", type=int, help="sampling seed, for reproducible runs")
     group.add_argument(
@@ -212,6 +218,7 @@ def make_agent(args: argparse.Namespace) -> Agent:
         )
     else:
         options |= {"context_size": args.ctx, "n_gpu_layers": args.n_gpu_layers, "threads": args.threads}
+        options |= {"kv_cache": getattr(args, "kv_cache", "f16")}
         options |= {"seed": args.seed}
     if model is None or isinstance(model, str):  # a local model: loading it takes seconds
         _status("loading model…")

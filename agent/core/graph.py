@@ -98,12 +98,22 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
     def tokenize(text: str, special: bool) -> list[int]:
         return model.tokenize(text, special)
 
+    remember_preamble = getattr(model, "preamble", None)
+
     def start(state: State) -> State:
         transcript = Transcript(tokenize, list(state.get("tokens") or []), state.get("text") or "")
         question = Message("user", state["question"])
         if not transcript.tokens:
             preamble = [Message("system", settings.system_prompt or ""), *(settings.examples or ())]
-            transcript.extend(fmt.render([*preamble, question], schemas, thinking=thinking))
+            segments = fmt.render([*preamble, question], schemas, thinking=thinking)
+            head = fmt.render(preamble, schemas, thinking=thinking)
+            # Where the preamble renders alone as it does before a question (not Llama 3, whose tools
+            # go into the first user turn), every episode opens so: a model may start warm from it.
+            if segments[: len(head)] == head and remember_preamble is not None:
+                transcript.extend(head)
+                remember_preamble(transcript.tokens)
+                segments = segments[len(head) :]
+            transcript.extend(segments)
         else:
             transcript.extend(fmt.render([question], thinking=thinking))
         return {

@@ -3,6 +3,9 @@
 It reports how much of each prompt llama.cpp reused from its KV cache (a longest-prefix match
 against what it evaluated last) and how much it had to evaluate, keeps the KV state of a few
 interleaved conversations, and serializes its callers (llama.cpp contexts are not thread-safe).
+The preamble every episode opens with is loaded from its saved KV state when there is one (see
+`agent.models.prompt_cache`), and a grammar judges only the token the sampler drew
+(`LazyGrammarSampler`).
 
 This module does not find model files (see `agent.models.sources`) and does not know about chat
 formats, tools or the agent loop.
@@ -14,16 +17,22 @@ import codecs
 import contextlib
 import ctypes
 import itertools
+import math
 import os
 import threading
+import warnings
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from agent.models.families import family, family_sampling, thinks
+from agent.models.prompt_cache import PromptCache, default_prompt_cache_dir
 from agent.models.protocol import Generation, ModelError, Piece, Sampling, common_prefix
 from agent.models.sources import check_gguf, resolve_model_path
+
+KV_CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
+"""KV cache data types by name (ggml type ids); quantized V needs flash attention."""
 
 MIN_SESSION_TOKENS = 32
 """A cached conversation at least this long is kept when another one takes the model."""
@@ -38,6 +47,85 @@ class _SessionState:
 def _replayed(shared: int, prompt_length: int) -> int:
     # As Llama.generate does: a fully cached prompt replays its last token to refresh the logits.
     return shared - 1 if shared == prompt_length and shared > 0 else shared
+
+
+class LazyGrammarSampler:
+    """Draws the next token; under a grammar, checks only the drawn token and redraws if refused.
+
+    As llama.cpp's own `common_sampler_sample`: the sampler chain (top-k, top-p, min-p,
+    temperature, then a seeded draw) runs on the free logits in C, and the grammar judges that
+    single token; only a refused token costs a pass of the grammar over the whole vocabulary,
+    and the chain is applied again to what the grammar allows. Greedy decoding therefore picks
+    exactly the token an eager grammar would. With `repeat_penalty` other than 1, a refused
+    token still enters the penalty's history (the chain has already accepted it).
+    """
+
+    def __init__(self, llm: Any, sampling: Sampling, grammar: str | None) -> None:
+        import llama_cpp
+        from llama_cpp import _internals
+
+        self._c, self.llm = llama_cpp, llm
+        s = sampling
+        self.chain = _internals.LlamaSampler()
+        if s.repeat_penalty != 1.0:
+            self.chain.add_penalties(llm.n_vocab(), llm.last_n_tokens_size, s.repeat_penalty, 0.0, 0.0)
+        if s.temperature <= 0:
+            self.chain.add_greedy()
+        else:
+            self.chain.add_top_k(s.top_k)
+            self.chain.add_top_p(s.top_p, 1)
+            self.chain.add_min_p(s.min_p, 1)
+            self.chain.add_temp(s.temperature)
+            self.chain.add_dist(llm._seed)
+        self.grammar: Any = None
+        if grammar is not None:
+            sampler = llama_cpp.llama_sampler_init_grammar(llm._model.vocab, grammar.encode(), b"root")
+            if not sampler:
+                self.chain.close()
+                raise ValueError("llama.cpp could not parse the grammar")
+            self.grammar = sampler
+            self._one = llama_cpp.llama_token_data(0, 0.0, 0.0)
+            self._single = llama_cpp.llama_token_data_array(ctypes.pointer(self._one), 1, -1, False)
+            self._all: Any = None
+        self.refused = 0
+        """Tokens the grammar refused, each of which cost a full pass."""
+
+    def sample(self) -> int:
+        """The next token after the last evaluated one; accepted by the grammar, if any."""
+        c, ctx = self._c, self.llm._ctx.ctx
+        token = int(c.llama_sampler_sample(self.chain.sampler, ctx, -1))
+        if self.grammar is None:
+            return token
+        one: Any = self._one  # ctypes fields take plain ints and floats
+        one.id, one.logit, self._single.size, self._single.selected = token, 1.0, 1, -1
+        c.llama_sampler_apply(self.grammar, ctypes.byref(self._single))
+        if math.isinf(one.logit):
+            self.refused += 1
+            token = self._resample()
+        c.llama_sampler_accept(self.grammar, token)
+        return token
+
+    def _resample(self) -> int:
+        import numpy as np
+        from llama_cpp import _internals
+
+        c, llm = self._c, self.llm
+        if self._all is None:
+            self._all = _internals.LlamaTokenDataArray(n_vocab=llm.n_vocab())
+        logits = np.ctypeslib.as_array(c.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(llm.n_vocab(),))
+        self._all.copy_logits(logits)
+        array = ctypes.byref(self._all.candidates)
+        self._all.candidates.selected = -1
+        c.llama_sampler_apply(self.grammar, array)
+        c.llama_sampler_apply(self.chain.sampler, array)
+        return int(self._all.candidates_data.id[self._all.candidates.selected])
+
+    def close(self) -> None:
+        """Free the samplers."""
+        self.chain.close()
+        if self.grammar is not None:
+            self._c.llama_sampler_free(self.grammar)
+            self.grammar = None
 
 
 class LlamaCppModel:
@@ -57,6 +145,8 @@ class LlamaCppModel:
         sampling: Sampling | None = None,
         thinking: bool | None = None,
         session_states: int = 2,
+        prompt_cache: PromptCache | str | os.PathLike[str] | None = "default",
+        kv_cache: str = "f16",
     ) -> None:
         """Load a model.
 
@@ -73,15 +163,26 @@ class LlamaCppModel:
             thinking: Whether the model reasons in `<think>`; read from its chat template if None.
             session_states: KV states of other conversations kept in memory, so that sessions
                 interleaved on this model need not re-read their transcripts.
+            prompt_cache: Where the KV state of the agent's preamble is saved for warm starts: a
+                `PromptCache`, a directory, "default" (`kv/` in the cache directory) or None (off).
+            kv_cache: The KV cache's data type: "f16", or "q8_0"/"q4_0" (about half/a quarter
+                of its memory, with flash attention).
         """
         model_path = resolve_model_path(path)
         check_gguf(model_path)
         from llama_cpp import LLAMA_DEFAULT_SEED, Llama
+        from llama_cpp import __version__ as binding_version
 
+        if kv_cache not in KV_CACHE_TYPES:
+            raise ValueError(f"kv_cache must be one of {', '.join(KV_CACHE_TYPES)}, not {kv_cache!r}")
+        kv_type = KV_CACHE_TYPES[kv_cache]
         try:
             self.llm = Llama(
                 model_path=str(model_path),
                 n_ctx=context_size,
+                type_k=kv_type,
+                type_v=kv_type,
+                flash_attn=kv_cache != "f16",
                 n_gpu_layers=n_gpu_layers,
                 n_threads=threads or len(os.sched_getaffinity(0)),
                 seed=LLAMA_DEFAULT_SEED if seed is None else seed,
@@ -110,6 +211,15 @@ class LlamaCppModel:
             self.llm.set_seed(seed)  # Llama(seed=0) would read 0 as "random"
         self.session_states = session_states
         self._sessions: list[_SessionState] = []
+        if prompt_cache == "default":
+            prompt_cache = PromptCache(default_prompt_cache_dir())
+        elif prompt_cache is not None and not isinstance(prompt_cache, PromptCache):
+            prompt_cache = PromptCache(prompt_cache)
+        self.prompt_cache: PromptCache | None = prompt_cache
+        """Saved preamble states (None: every start evaluates its preamble)."""
+        self._preamble: list[int] = []
+        info = model_path.stat()
+        self._cache_key = f"{model_path.resolve()}|{info.st_size}|{info.st_mtime_ns}|{binding_version}|kv{kv_type}"
         self._lock = threading.Lock()
         self._tickets = itertools.count(1)
         self._issued = 0
@@ -147,38 +257,97 @@ class LlamaCppModel:
     def _pieces(
         self, prompt: list[int], max_tokens: int, grammar: str | None, report: Generation, ticket: int
     ) -> Iterator[Piece]:
-        from llama_cpp import LlamaGrammar, llama_vocab_is_eog
+        from llama_cpp import llama_vocab_is_eog
 
         with self._lock:
             if ticket <= self._cancelled:
                 return
             self._bring_back_session(prompt)
+            warming, loaded = self._warm_start(prompt)
             reused = _replayed(common_prefix(self._cached(), prompt), len(prompt))
             with contextlib.suppress(ReferenceError):  # nobody kept the Generation to read it
-                report.reused, report.evaluated = reused, len(prompt) - reused
-                report.prompt_known()  # a warm start sets report.saved_cache before this
+                report.reused, report.evaluated = reused - warming, len(prompt) - reused + warming
+                report.saved_cache = loaded
+                report.prompt_known()
             if max_tokens <= 0:
                 return
-            s = self.sampling
+            llm = self.llm
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            vocab = self.llm._model.vocab
-            tokens = self.llm.generate(
-                prompt,
-                temp=s.temperature,
-                top_p=s.top_p,
-                top_k=s.top_k,
-                min_p=s.min_p,
-                repeat_penalty=s.repeat_penalty,
-                grammar=LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
-            )
-            for count, token in enumerate(tokens, start=1):
-                if ticket <= self._cancelled:
-                    return
-                end = bool(llama_vocab_is_eog(vocab, token))
-                text = "" if end else decoder.decode(self.llm.detokenize([token]))
-                yield Piece(token, text, end)
-                if end or count >= max_tokens:
-                    return
+            vocab = llm._model.vocab
+            with contextlib.closing(LazyGrammarSampler(llm, self.sampling, grammar)) as sampler:
+                if reused == 0:
+                    llm.reset()
+                llm.n_tokens = reused
+                llm.eval(prompt[reused:])  # drops whatever the cache held after the shared prefix
+                for count in itertools.count(1):
+                    if ticket <= self._cancelled:
+                        return
+                    token = sampler.sample()
+                    end = bool(llama_vocab_is_eog(vocab, token))
+                    text = "" if end else decoder.decode(llm.detokenize([token]))
+                    yield Piece(token, text, end)
+                    if end or count >= max_tokens:
+                        return
+                    llm.eval([token])
+
+    def preamble(self, tokens: Sequence[int]) -> None:
+        """Say which prompt prefix starts every episode (system prompt, tools, examples).
+
+        A prompt that opens with it starts from its saved KV state (`prompt_cache`) instead of
+        evaluating it; the first that finds no saved state evaluates the preamble alone, then
+        saves it for the next process.
+        """
+        self._preamble = list(tokens)
+
+    def _warm_start(self, prompt: list[int]) -> tuple[int, bool]:
+        """Bring the preamble into the cache, from its saved state if any.
+
+        Returns how many tokens it evaluated, and whether it loaded a saved state.
+        """
+        preamble, cache = self._preamble, self.prompt_cache
+        if cache is None or len(preamble) < MIN_SESSION_TOKENS or prompt[: len(preamble)] != preamble:
+            return 0, False
+        shared = common_prefix(self._cached(), preamble)
+        if shared == len(preamble):
+            return 0, False
+        import llama_cpp
+
+        llm = self.llm
+        state = cache.load(self._cache_key, preamble)
+        if state is not None:
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            data = (ctypes.c_uint8 * len(state)).from_buffer(state)
+            if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, data, len(state), 0):
+                llm.input_ids[: len(preamble)] = preamble
+                llm.n_tokens = len(preamble)
+                return 0, True
+            warnings.warn("ignoring a saved prompt state that llama.cpp refused", stacklevel=3)
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            shared = 0
+        # Evaluated alone, so that a warm start and a cold one leave bit-identical states.
+        if shared == 0:
+            llm.reset()
+        llm.n_tokens = shared
+        llm.eval(preamble[shared:])
+        cache.save(self._cache_key, preamble, self._state())
+        return len(preamble) - shared, False
+
+    def _state(self) -> memoryview:
+        """The KV state of sequence 0, in a buffer of its own."""
+        import llama_cpp
+
+        ctx = self.llm._ctx.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+        return memoryview(buffer).cast("B")[:written]
+
+    def forget(self) -> None:
+        """Drop every evaluated token and kept session, as a fresh process starts (for `bench`)."""
+        with self._lock:
+            self._sessions = []
+            self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            self.llm.reset()
 
     def _cached(self) -> list[int]:
         return self.llm.input_ids[: self.llm.n_tokens].tolist()
@@ -199,11 +368,7 @@ class LlamaCppModel:
         if best is not None:
             self._sessions = [s for s in self._sessions if s is not best]
         if len(cached) - shared >= MIN_SESSION_TOKENS and self.session_states:
-            ctx = self.llm._ctx.ctx
-            size = llama_cpp.llama_state_seq_get_size(ctx, 0)
-            buffer = (ctypes.c_uint8 * size)()
-            written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
-            self._sessions = [*self._sessions, _SessionState(cached, bytes(buffer)[:written])][-self.session_states :]
+            self._sessions = [*self._sessions, _SessionState(cached, bytes(self._state()))][-self.session_states :]
         if best is not None:
             data = (ctypes.c_uint8 * len(best.data)).from_buffer_copy(best.data)
             if llama_cpp.llama_state_seq_set_data(self.llm._ctx.ctx, data, len(best.data), 0):

@@ -3,7 +3,8 @@
 A `Model` tokenizes text and continues a token prompt, streaming `Piece`s, optionally under a
 GBNF grammar; its `Generation` reports how much of the prompt it reused from its cache and how
 much it had to evaluate. `Sampling` says how tokens are drawn. A model may also have `cancel()`,
-which ends its generations under way within a token (Ctrl-C calls it from a signal handler).
+which ends its generations under way within a token (Ctrl-C calls it from a signal handler), and
+`preamble(tokens)`, told the prompt prefix every episode opens with, which it may keep warm.
 
 This module holds no implementation (see `agent.models.llama_cpp`, `agent.models.openai`,
 `agent.models.scripted`) and knows nothing of chat formats, tools or the agent loop.

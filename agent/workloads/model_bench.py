@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from agent.models.protocol import Generation, Piece, common_prefix
@@ -93,6 +94,11 @@ class Driven:
 
     def describe(self) -> dict[str, Any]:
         return dict(self.inner.describe())
+
+    def preamble(self, tokens: Sequence[int]) -> None:
+        remember = getattr(self.inner, "preamble", None)
+        if remember is not None:
+            remember(tokens)
 
     def generate(self, prompt: Sequence[int], *, max_tokens: int, grammar: str | None = None) -> Generation:
         first = grammar is None
@@ -395,6 +401,49 @@ def grammar_cost(model: Any, free_tokens: int, rounds: int, tools: Sequence[str]
     counts: list[int] = []
     ratios = [in_fresh_thread(constrained_step) / in_fresh_thread(free_step) for _ in range(rounds)]
     return statistics.median(ratios)
+
+
+def warm_start(model: Any, rounds: int) -> tuple[float, dict[str, Any]]:
+    """Median ratio of a fresh episode's first-step prompt seconds with a saved preamble state / without.
+
+    Each round starts both episodes from an empty cache (as a new process does), with the
+    built-in tools' preamble and the agent's one-shot example, alternately: without a prompt
+    cache, then with one that an untimed first episode filled. Seconds are from the first
+    `generate` call to its first piece.
+    """
+    import tempfile
+
+    from agent.api import Agent
+    from agent.models.prompt_cache import PromptCache
+    from tools import default_tools
+
+    driven = Driven(model, answer_tokens=1)
+    agent = Agent(driven, default_tools(), max_steps=1, max_tokens=1)
+    kept = model.prompt_cache
+    seconds: dict[str, list[float]] = {"cold": [], "warm": []}
+
+    def first_step(cache: Any) -> float:
+        model.forget()
+        model.prompt_cache = cache
+        del driven.calls[:]
+        agent.run("What is 37 * 89 + 12?")
+        call = driven.calls[0]
+        assert call.first_piece is not None
+        return call.first_piece - call.started
+
+    with tempfile.TemporaryDirectory(prefix="qwq-bench-kv-") as directory:
+        cache = PromptCache(directory)
+        try:
+            first_step(cache)  # fills the cache
+            for _ in range(rounds):
+                seconds["cold"].append(first_step(None))
+                seconds["warm"].append(first_step(cache))
+        finally:
+            model.prompt_cache = kept
+            model.forget()
+        saved = sum(f.stat().st_size for f in Path(directory).iterdir())
+    ratios = [w / c for w, c in zip(seconds["warm"], seconds["cold"], strict=True)]
+    return statistics.median(ratios), {**seconds, "saved_bytes": saved, "preamble_tokens": len(model._preamble)}
 
 
 def prompt_lookup(model: Any, tokens: int, rounds: int) -> tuple[float, int | None]:
