@@ -94,6 +94,8 @@ def test_an_expression_cannot_hold_braces_or_a_comment() -> None:
     expression_char = rules["call-arguments-expression-char"]
     assert all(f"\\x{ord(c):02X}" in expression_char.split("]")[0] for c in "{}#;")
     assert rules["call-arguments-expression"].startswith('"\\"" [0-9A-Za-z(')  # never empty, never `]...`
+    # No space token between the colon and the quote: the model expecting a number wrote `" ""`.
+    assert rules["call-arguments-expression-kv"].endswith('":" call-arguments-expression')
     with pytest.raises(ArgumentError, match="pattern"):
         Registry(default_tools(["calculator"]))["calculator"].invoke({"expression": "125 + 375}}}"})
     with pytest.raises(ArgumentError, match="pattern"):

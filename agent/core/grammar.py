@@ -82,8 +82,11 @@ def tool_call_grammar(tools: Sequence[dict[str, Any]], *, opened: bool = True) -
                 if shape.group(1):
                     first, least, most = f"[{shape.group(1)}] ", max(0, least - 1), most - 1
             rule = f'"\\"" {first}{char}{{{least},{most}}} "\\"" space'
-            return str(self._add_rule(name + "-" if name in RESERVED_NAMES else name or "root", rule))
+            made = str(self._add_rule(name + "-" if name in RESERVED_NAMES else name or "root", rule))
+            strings.add(made)
+            return made
 
+    strings: set[str] = set()  # rules of bounded strings
     converter = Bounded(prop_order={"name": 0, "arguments": 1}, allow_fetch=False, dotall=False, raw_pattern=False)
     schema = converter.resolve_refs(call_schema(tools), "tools")
     converter.visit(schema, "call")
@@ -91,6 +94,10 @@ def tool_call_grammar(tools: Sequence[dict[str, Any]], *, opened: bool = True) -
     more = f'("\\n{CALL_OPEN}" {one}){{0,{MAX_CALLS_PER_TURN - 1}}}'
     first = one if opened else f'"\\n"? "\\n"? "{CALL_OPEN}" {one}'
     rules = [BOUNDED_PRIMITIVES.get(line.split(" ::= ")[0], line) for line in converter.format_grammar().splitlines()]
+    # `"expression":"2^16"`, not `"expression": "2^16"`: a small model expecting a number writes the
+    # space as a token of its own, and then, with the quote forced, an empty string (`""`). Without
+    # the space it writes the quote and the expression; the JSON is the same.
+    rules = [re.sub(r'":" space (\S+)$', lambda m: f'":" {m[1]}' if m[1] in strings else m[0], r) for r in rules]
     return "\n".join([f"root ::= {first} {more}", *rules])
 
 
