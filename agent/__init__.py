@@ -8,7 +8,14 @@ those below it: `agent.cli` · `agent.workloads`, `agent.ui` · the facade (`age
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
+
+# llama.cpp's CPU threads come from OpenMP, whose workers spin while they wait. On a machine
+# that is busy with anything else (a browser, a build, a second agent) a spinning worker holds
+# the core its partner needs: measured here at load 5 on 2 cores, 1-6 tokens/s spinning against
+# 39-47 sleeping. libgomp reads this once, when llama_cpp is first imported; a user's value wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from agent import _moved
 
