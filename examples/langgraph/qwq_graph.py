@@ -15,7 +15,8 @@ and `QWQ_APPROVAL` (default "auto") choose tools and approvals. A run may overri
 `config={"configurable": {"model": ..., "tools": ..., "approval": ...}}`; an agent is built
 once per distinct choice and then reused.
 
-This module only builds graphs; it starts no server.
+This module only builds graphs; it starts no server. It is not called graph.py: `langgraph` is
+a namespace package, and a script run from examples/ would import that file as `langgraph.graph`.
 """
 
 from __future__ import annotations
