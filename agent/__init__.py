@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-# llama.cpp's CPU threads come from OpenMP, whose workers spin while they wait. On a machine
-# that is busy with anything else (a browser, a build, a second agent) a spinning worker holds
-# the core its partner needs: measured here at load 5 on 2 cores, 1-6 tokens/s spinning against
-# 39-47 sleeping. libgomp reads this once, when llama_cpp is first imported; a user's value wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# llama.cpp's CPU threads come from OpenMP (libgomp), whose idle workers spin for 300,000 turns
+# before they sleep. On a machine busy with anything else a spinning worker holds the core its
+# partner needs. 100 tokens of the embedded model on 2 cores, tokens/s (idle · 3 busy loops):
+# libgomp's default 84 · 6; OMP_WAIT_POLICY=PASSIVE 26 · 16-25; 1,000 turns 83 · 20-21.
+# libgomp reads this once, when llama_cpp is first imported; a user's own setting wins.
+if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "1000"
 
 from agent import _moved
 
