@@ -16,6 +16,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -42,6 +43,7 @@ MODEL_OPTIONS = (
     "session_states",
     "prompt_cache",
     "kv_cache",
+    "sequences",
 )
 """Options of `LlamaCppModel`, taken when the agent loads the model itself."""
 
@@ -75,7 +77,7 @@ class Agent:
                 marked `needs_approval`, and code execution once the conversation is tainted: a
                 tool marked `untrusted` was called in it, see `Result.tainted`), "always" or
                 "never". When `model` is not a `Model`, also the options of `LlamaCppModel` (context_size, n_gpu_layers,
-                threads, seed, sampling, thinking).
+                threads, seed, sampling, thinking, kv_cache, sequences).
         """
         model_options = {k: options.pop(k) for k in MODEL_OPTIONS if k in options}
         wanted = (settings or Settings()).with_options(**options)
@@ -85,6 +87,7 @@ class Agent:
             raise ValueError(f"tool_choice {problem}")
         if not isinstance(model, Model):
             model_options.setdefault("thinking", wanted.reasoning)
+            model_options.setdefault("sequences", wanted.samples)  # the samples decode together
             model = LlamaCppModel(model, **model_options)
         elif model_options:
             raise TypeError(f"{', '.join(model_options)}: options for loading a model, and this model is loaded")
@@ -167,9 +170,8 @@ class Agent:
             values = self.graph.get_state(self._config(config, session)).values
             conversation = {k: values[k] for k in ("tokens", "text", "seen", "untrusted") if k in values}
         configurable = dict(config.get("configurable") or {})
-        results: list[Result] = []
-        states: list[State] = []
-        for sample in range(samples):
+
+        def episode(sample: int, agent: Agent) -> Generator[Event, None, tuple[State, Any]]:
             if samples > 1 and self.model.seed is not None:  # a fixed seed would repeat one episode k times
                 self.model.reseed(self.model.seed + sample)
             state: State = {"question": question, **(conversation if sample else {}), **(history or {})}  # type: ignore[typeddict-item]
@@ -179,15 +181,33 @@ class Agent:
             if sample and session is not None:  # its own thread, not a checkpoint of the session's
                 thread = f"{session}#{sample}"
                 sample_config = {**config, "configurable": _without(configurable, "thread_id", "checkpoint_id")}
-            episode_config = self._config(sample_config, thread)
-            if session is not None and self.graph.get_state(episode_config).next:
+            episode_config = agent._config(sample_config, thread)
+            if session is not None and agent.graph.get_state(episode_config).next:
                 raise ValueError(f"session {session!r} has an unfinished episode: resume it first")
-            final, request = yield from self._episode(state, episode_config)
-            results.append(to_result(final))
-            states.append(final)
-            if request is not None:
-                yield Final(replace(results[-1], stop_reason="approval", approval=request))
-                return
+            return (yield from agent._episode(state, episode_config))
+
+        # On a model that decodes several sequences at once, the later samples run meanwhile, each
+        # on a twin of this agent in a thread; their events follow the first sample's, in order.
+        at_once = samples > 1 and self.model.parallel
+        pool = ThreadPoolExecutor(samples - 1, thread_name_prefix="sample") if at_once else None
+        later = [pool.submit(_collected, episode(s, self.copy())) for s in range(1, samples)] if pool else []
+        results: list[Result] = []
+        states: list[State] = []
+        try:
+            for sample in range(samples):
+                if pool is None or sample == 0:
+                    final, request = yield from episode(sample, self)
+                else:
+                    events, (final, request) = later[sample - 1].result()
+                    yield from events
+                results.append(to_result(final))
+                states.append(final)
+                if request is not None:
+                    yield Final(replace(results[-1], stop_reason="approval", approval=request))
+                    return
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
         if samples == 1:
             yield Final(results[0])
             return
@@ -346,6 +366,16 @@ class Agent:
         With `session`, the conversation lives in the checkpointer and continues across processes.
         """
         return Chat(self, session)
+
+
+def _collected(episode: Generator[Event, None, tuple[State, Any]]) -> tuple[list[Event], tuple[State, Any]]:
+    """Run an episode to its end: its events, and what it returned."""
+    events: list[Event] = []
+    while True:
+        try:
+            events.append(next(episode))
+        except StopIteration as stop:
+            return events, stop.value
 
 
 class Chat:

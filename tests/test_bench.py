@@ -58,7 +58,15 @@ def test_quick_bench_figures_are_sane(quick: dict[str, Any]) -> None:
     # The grammar is the default tool set's (QWQ_NETWORK=on here: all four tools).
     assert quick["details"]["grammar_tools"] == ["calculator", "python", "web_search", "read_page"]
     # Timings: only their kind is checked.
-    for key in ("binding_efficiency", "grammar_cost_ratio", "ttft_flatness", "prompt_lookup_speedup"):
+    assert sorted(quick["details"]["parallel_tokens_per_s"], key=int) == ["1", "2", "4", "8"]
+    assert all(rate > 0 for rate in quick["details"]["parallel_tokens_per_s"].values())
+    for key in (
+        "binding_efficiency",
+        "grammar_cost_ratio",
+        "ttft_flatness",
+        "prompt_lookup_speedup",
+        "parallel_throughput_ratio",
+    ):
         assert 0.01 < quick[key] < 100, key
     for key in ("framework_overhead_ms_per_step", "cli_startup_ms", "calculator_p50_ms"):
         assert 0 < quick[key] < 60_000, key

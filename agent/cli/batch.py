@@ -19,7 +19,7 @@ def add(commands: Any, common: argparse.ArgumentParser) -> None:
     batch = commands.add_parser("batch", parents=[common], help="answer a JSONL file of tasks, resumably")
     batch.add_argument("tasks", metavar="TASKS.jsonl", help='one {"id": ..., "question": ...} per line')
     batch.add_argument("-o", "--output", required=True, metavar="OUT.jsonl", help="results; reruns skip done ids")
-    batch.add_argument("--workers", type=positive, default=1, metavar="N", help="episodes at once (model servers)")
+    batch.add_argument("--workers", type=positive, default=1, metavar="N", help="episodes at once, decoded together")
     batch.add_argument("--quiet", action="store_true", help="no progress line")
     batch.set_defaults(run=run, hide_reasoning=True)
 

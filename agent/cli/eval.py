@@ -47,7 +47,7 @@ def add(commands: Any, common: argparse.ArgumentParser) -> None:
     evaluation.add_argument("--id-key", metavar="KEY", help="column of the item id (default: id, else line number)")
     evaluation.add_argument("-o", "--output", metavar="FILE", help="results JSONL, one line per item; reruns resume")
     evaluation.add_argument(
-        "--workers", type=positive, default=1, metavar="N", help="parallel episodes (served models)"
+        "--workers", type=positive, default=1, metavar="N", help="episodes at once, decoded together"
     )
     evaluation.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     evaluation.add_argument(
@@ -113,8 +113,7 @@ def run(args: argparse.Namespace) -> int:
         workers = args.workers
         if workers > 1 and not serves_in_parallel(agent.model):
             console.print(
-                f"[yellow]--workers {workers}: the model runs in this process and serves one episode at a "
-                "time; running serially[/yellow]"
+                f"[yellow]--workers {workers}: this model serves one episode at a time; running serially[/yellow]"
             )
             workers = 1
         label = f"{name}: {agent.model.name}" if len(configs) > 1 else agent.model.name

@@ -220,6 +220,8 @@ def make_agent(args: argparse.Namespace) -> Agent:
         options |= {"context_size": args.ctx, "n_gpu_layers": args.n_gpu_layers, "threads": args.threads}
         options |= {"kv_cache": getattr(args, "kv_cache", "f16")}
         options |= {"seed": args.seed}
+        # Episodes at once (workers, or samples of one question) decode together on one model.
+        options |= {"sequences": max(getattr(args, "workers", 1), options.get("samples") or 1)}
     if model is None or isinstance(model, str):  # a local model: loading it takes seconds
         _status("loading model…")
     checkpointer = open_sessions() if getattr(args, "session", None) else None

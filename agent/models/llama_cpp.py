@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import contextvars
 import ctypes
 import itertools
 import math
@@ -26,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from agent.models.batching import Batcher, unified_context
 from agent.models.families import family, family_sampling, thinks
 from agent.models.prompt_cache import PromptCache, default_prompt_cache_dir
 from agent.models.protocol import Generation, ModelError, Piece, Sampling, common_prefix
@@ -60,7 +62,7 @@ class LazyGrammarSampler:
     token still enters the penalty's history (the chain has already accepted it).
     """
 
-    def __init__(self, llm: Any, sampling: Sampling, grammar: str | None) -> None:
+    def __init__(self, llm: Any, sampling: Sampling, grammar: str | None, seed: int | None = None) -> None:
         import llama_cpp
         from llama_cpp import _internals
 
@@ -76,7 +78,7 @@ class LazyGrammarSampler:
             self.chain.add_top_p(s.top_p, 1)
             self.chain.add_min_p(s.min_p, 1)
             self.chain.add_temp(s.temperature)
-            self.chain.add_dist(llm._seed)
+            self.chain.add_dist(llm._seed if seed is None else seed)
         self.grammar: Any = None
         if grammar is not None:
             sampler = llama_cpp.llama_sampler_init_grammar(llm._model.vocab, grammar.encode(), b"root")
@@ -90,10 +92,10 @@ class LazyGrammarSampler:
         self.refused = 0
         """Tokens the grammar refused, each of which cost a full pass."""
 
-    def sample(self) -> int:
-        """The next token after the last evaluated one; accepted by the grammar, if any."""
+    def sample(self, index: int = -1) -> int:
+        """The next token after the batch's token `index` (the last); accepted by the grammar, if any."""
         c, ctx = self._c, self.llm._ctx.ctx
-        token = int(c.llama_sampler_sample(self.chain.sampler, ctx, -1))
+        token = int(c.llama_sampler_sample(self.chain.sampler, ctx, index))
         if self.grammar is None:
             return token
         one: Any = self._one  # ctypes fields take plain ints and floats
@@ -101,18 +103,18 @@ class LazyGrammarSampler:
         c.llama_sampler_apply(self.grammar, ctypes.byref(self._single))
         if math.isinf(one.logit):
             self.refused += 1
-            token = self._resample()
+            token = self._resample(index)
         c.llama_sampler_accept(self.grammar, token)
         return token
 
-    def _resample(self) -> int:
+    def _resample(self, index: int) -> int:
         import numpy as np
         from llama_cpp import _internals
 
         c, llm = self._c, self.llm
         if self._all is None:
             self._all = _internals.LlamaTokenDataArray(n_vocab=llm.n_vocab())
-        logits = np.ctypeslib.as_array(c.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(llm.n_vocab(),))
+        logits = np.ctypeslib.as_array(c.llama_get_logits_ith(llm._ctx.ctx, index), shape=(llm.n_vocab(),))
         self._all.copy_logits(logits)
         array = ctypes.byref(self._all.candidates)
         self._all.candidates.selected = -1
@@ -132,7 +134,7 @@ class LlamaCppModel:
     """A GGUF model run in-process by llama.cpp (CPU, or GPU with `n_gpu_layers`)."""
 
     parallel = False
-    """One context serves one episode at a time: callers take turns."""
+    """Whether episodes run at once (with `sequences` > 1); otherwise callers take turns."""
 
     def __init__(
         self,
@@ -147,6 +149,7 @@ class LlamaCppModel:
         session_states: int = 2,
         prompt_cache: PromptCache | str | os.PathLike[str] | None = "default",
         kv_cache: str = "f16",
+        sequences: int = 1,
     ) -> None:
         """Load a model.
 
@@ -167,12 +170,18 @@ class LlamaCppModel:
                 `PromptCache`, a directory, "default" (`kv/` in the cache directory) or None (off).
             kv_cache: The KV cache's data type: "f16", or "q8_0"/"q4_0" (about half/a quarter
                 of its memory, with flash attention).
+            sequences: Generations decoded together in shared batches (see
+                `agent.models.batching`), for episodes in several threads (`eval --workers`,
+                `samples`); each sequence may fill a whole `context_size`, so the KV cache
+                takes `sequences` times the memory.
         """
         model_path = resolve_model_path(path)
         check_gguf(model_path)
         from llama_cpp import LLAMA_DEFAULT_SEED, Llama
         from llama_cpp import __version__ as binding_version
 
+        if sequences < 1:
+            raise ValueError(f"sequences must be at least 1, not {sequences}")
         if kv_cache not in KV_CACHE_TYPES:
             raise ValueError(f"kv_cache must be one of {', '.join(KV_CACHE_TYPES)}, not {kv_cache!r}")
         kv_type = KV_CACHE_TYPES[kv_cache]
@@ -194,6 +203,12 @@ class LlamaCppModel:
                 "truncated or corrupt, or need a newer llama-cpp-python: download it again"
             ) from None
         self.context_size = self.llm.n_ctx()
+        self._batcher: Batcher | None = None
+        if sequences > 1:
+            unified_context(self.llm, sequences, self.context_size)
+            self._batcher = Batcher(self.llm, sequences, lambda: self._cancelled)
+            self.parallel = True
+        self.sequences = sequences
         self.chat_template = self.llm.metadata.get("tokenizer.chat_template", "")
         bos = self.llm.token_bos()
         self.bos_token = self.llm.detokenize([bos], special=True).decode(errors="replace") if bos >= 0 else ""
@@ -220,6 +235,7 @@ class LlamaCppModel:
         self._preamble: list[int] = []
         info = model_path.stat()
         self._cache_key = f"{model_path.resolve()}|{info.st_size}|{info.st_mtime_ns}|{binding_version}|kv{kv_type}"
+        self._seed_here: contextvars.ContextVar[int | None] = contextvars.ContextVar(f"seed{id(self)}", default=None)
         self._lock = threading.Lock()
         self._tickets = itertools.count(1)
         self._issued = 0
@@ -248,6 +264,12 @@ class LlamaCppModel:
         max_tokens = min(max_tokens, self.context_size - len(prompt))
         generation = Generation(0, 0, iter(()))
         self._issued = ticket = next(self._tickets)
+        if self._batcher is not None:
+            sampler = LazyGrammarSampler(
+                self.llm, self.sampling, grammar, self._seed_here.get()
+            )  # a bad grammar raises here
+            generation.pieces = self._batcher.stream(prompt, max_tokens, sampler, ticket, weakref.proxy(generation))
+            return generation
         # A weak reference: with a strong one, generation and generator form a cycle, and a caller
         # that breaks out of `for piece in model.generate(...)` without close() leaves the
         # generator suspended inside the lock until the cyclic GC runs: the next call deadlocks.
@@ -274,7 +296,7 @@ class LlamaCppModel:
             llm = self.llm
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             vocab = llm._model.vocab
-            with contextlib.closing(LazyGrammarSampler(llm, self.sampling, grammar)) as sampler:
+            with contextlib.closing(LazyGrammarSampler(llm, self.sampling, grammar, self._seed_here.get())) as sampler:
                 if reused == 0:
                     llm.reset()
                 llm.n_tokens = reused
@@ -346,6 +368,8 @@ class LlamaCppModel:
         """Drop every evaluated token and kept session, as a fresh process starts (for `bench`)."""
         with self._lock:
             self._sessions = []
+            if self._batcher is not None:
+                self._batcher.forget()
             self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
             self.llm.reset()
 
@@ -376,8 +400,13 @@ class LlamaCppModel:
                 self.llm.n_tokens = len(best.tokens)
 
     def reseed(self, seed: int) -> None:
-        """Sample with another seed from now on (independent samples of one question)."""
+        """Sample with another seed from now on (independent samples of one question).
+
+        The seed holds for this thread's context above all (as LangGraph's node threads inherit
+        it), so that samples running at once in threads of their own each keep theirs.
+        """
         self.llm.set_seed(seed)
+        self._seed_here.set(seed)
 
     def describe(self) -> dict[str, Any]:
         """Facts about the loaded model, for `doctor` and results."""

@@ -12,8 +12,8 @@ item; `compare` pairs two summaries' items; `plot` draws them (matplotlib, the `
 
 Grading is `agent.core.grading`, or the Countdown checker for Countdown items. This module does
 not build agents nor print (`agent.cli.eval` does both), and runs episodes in parallel only on a
-served model (`OpenAIModel`, or any model with `parallel = True`); an in-process llama.cpp model
-runs one episode at a time.
+model that serves several at once (`parallel = True`: a model server, or an in-process model
+loaded with `sequences` > 1); any other runs one episode at a time.
 """
 
 from __future__ import annotations
