@@ -86,6 +86,25 @@ def test_a_prompt_that_opens_as_another_sequence_copies_it(batched: LlamaCppMode
     assert second.reused == len(shared) and second.evaluated == 1
 
 
+def test_episodes_started_together_evaluate_their_common_preamble_once(batched: LlamaCppModel) -> None:
+    batched.forget()
+    preamble = prompt(batched, "Tell me about the moon, the sun and the stars, at length, please.") * 3
+    prompts = [preamble + batched.tokenize(f" Question {i}: why?", special=False) for i in range(3)]
+    start = threading.Barrier(3)
+
+    def one(p: list[int]) -> int:
+        start.wait()
+        with closing(batched.generate(p, max_tokens=2)) as generation:
+            list(generation)
+        return generation.evaluated
+
+    with ThreadPoolExecutor(3) as pool:
+        evaluated = sorted(pool.map(one, prompts))
+    new = len(prompts[0]) - len(preamble)
+    assert evaluated[-1] == len(prompts[0])  # the first read everything
+    assert all(0 < e <= new for e in evaluated[:2])  # the others only (some of) their own part
+
+
 def test_each_sequence_keeps_its_own_grammar(batched: LlamaCppModel) -> None:
     @tool
     def add(a: int, b: int) -> int:

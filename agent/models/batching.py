@@ -161,18 +161,27 @@ class Batcher:
         for request in self._owner:
             if request is not None and (request.closed or request.ticket <= cancelled):
                 self._finish(request)
-        while self._pending:
-            request = self._pending[0]
+        for request in list(self._pending):
             if request.closed or request.ticket <= cancelled:
-                self._pending.popleft()
-                request.seq = -1
+                self._pending.remove(request)
                 self._finish(request)
                 continue
             free = [s for s in range(self.sequences) if self._owner[s] is None]
             if not free:
                 return
-            self._pending.popleft()
+            if self._reading_same_prefix(request):
+                continue
+            self._pending.remove(request)
             self._place(request, free)
+
+    def _reading_same_prefix(self, request: _Request) -> bool:
+        """Whether a sequence is evaluating a prompt that opens as this one does, well beyond what
+        any sequence holds yet: episodes started together then evaluate their preamble once."""
+        held = max(common_prefix(tokens, request.prompt) for tokens in self._tokens)
+        return any(
+            r is not None and len(r.todo) > 1 and common_prefix(r.prompt, request.prompt) >= held + MIN_COPY
+            for r in self._owner
+        )
 
     def _place(self, request: _Request, free: list[int]) -> None:
         prompt, memory, c = request.prompt, self._memory(), self._c
