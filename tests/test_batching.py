@@ -157,3 +157,18 @@ def test_samples_run_at_once_and_each_keeps_its_seed() -> None:
     together, peak = votes(3)
     assert peak >= 2  # the samples' steps shared batches
     assert together == votes(1)[0]  # the same three episodes as one after another
+
+
+def test_a_failing_decode_fails_its_generation_and_the_next_one_runs(
+    batched: LlamaCppModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llama_cpp
+
+    from agent.models.protocol import ModelError
+
+    p = prompt(batched, "Fail, then work.")
+    monkeypatch.setattr(llama_cpp, "llama_decode", lambda ctx, batch: -3)
+    with pytest.raises(ModelError, match="could not decode"):
+        tokens(batched, p, 4)
+    monkeypatch.undo()
+    assert tokens(batched, p, 4) == tokens(batched, p, 4)  # its sequence was cleared, not left half-written

@@ -105,6 +105,9 @@ class Batcher:
         `sampler` is the generation's own (closed here when it ends); `report` is the
         `Generation` (a weak proxy) whose `reused`/`evaluated` are filled in once it has a sequence.
         """
+        if not prompt:
+            sampler.close()
+            raise ValueError("a generation continues a prompt: this one is empty")
         request = _Request(prompt, max_tokens, sampler, ticket)
         with self._cond:
             self._pending.append(request)
@@ -133,7 +136,11 @@ class Batcher:
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._admit()
+                try:
+                    self._admit()
+                except Exception as exc:  # never leave a reader waiting on a thread that is gone
+                    self._fail([*self._pending, *filter(None, self._owner)], exc)
+                    self._pending.clear()
                 active = [r for r in self._owner if r is not None]
                 if not active and not self._pending:
                     self._thread = None
@@ -146,11 +153,15 @@ class Batcher:
                 self._step(ready)
             except Exception as exc:  # a failed decode fails its generations, never the thread
                 with self._cond:
-                    for request in ready:
-                        self._tokens[request.seq] = []
-                        self._c.llama_memory_seq_rm(self._memory(), request.seq, -1, -1)
-                        request.inbox.put(exc if isinstance(exc, ModelError) else ModelError(f"llama.cpp: {exc}"))
-                        self._finish(request)
+                    self._fail(ready, exc)
+
+    def _fail(self, requests: list[_Request], exc: Exception) -> None:
+        for request in requests:
+            if request.seq >= 0:  # what its cells hold is unknown now
+                self._tokens[request.seq] = []
+                self._c.llama_memory_seq_rm(self._memory(), request.seq, -1, -1)
+            request.inbox.put(exc if isinstance(exc, ModelError) else ModelError(f"llama.cpp: {exc}"))
+            self._finish(request)
 
     def _memory(self) -> Any:
         return self._c.llama_get_memory(self.llm._ctx.ctx)

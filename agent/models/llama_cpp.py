@@ -417,6 +417,7 @@ class LlamaCppModel:
             "path": str(self.path),
             "size_bytes": self.size_bytes,
             "context_size": self.context_size,
+            "sequences": self.sequences,
             "trained_context": None if trained is None else int(trained),
             "thinking": self.thinking,
             "chat_format": self.family,
