@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,26 @@ def test_a_new_process_starts_from_the_saved_preamble_and_answers_alike(tmp_path
     # The control: the same model without a cache reads the preamble again, and answers alike.
     plain, evaluated = answer(LlamaCppModel(context_size=512, sampling=GREEDY, prompt_cache=None))
     assert evaluated > question and plain == cold
+
+
+def test_a_model_of_several_sequences_saves_and_loads_the_preamble_too(tmp_path: Path) -> None:
+    cache = PromptCache(tmp_path)
+    question = len(LlamaCppModel(context_size=512, prompt_cache=None).tokenize(QUESTION, True))
+    plain, _ = answer(LlamaCppModel(context_size=512, sampling=GREEDY, prompt_cache=None))
+
+    def batched() -> LlamaCppModel:
+        return LlamaCppModel(context_size=512, sampling=GREEDY, prompt_cache=cache, sequences=2)
+
+    cold, evaluated = answer(batched())
+    assert evaluated > question and len(list(tmp_path.iterdir())) == 1  # read whole, then saved
+    warm, evaluated = answer(batched())
+    assert evaluated == question and warm == cold == plain
+    # llama.cpp would refuse the state of another layout (one KV stream): each keeps its own.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert answer(LlamaCppModel(context_size=512, sampling=GREEDY, prompt_cache=cache))[0] == plain
+        assert len(list(tmp_path.iterdir())) == 2
+        assert answer(batched()) == (plain, question)
 
 
 def test_a_corrupt_saved_state_is_ignored_with_a_warning(tmp_path: Path) -> None:

@@ -6,9 +6,13 @@ memory bandwidth reads its weights once for all of them, so four sequences cost 
 one. A generation that ends (its episode now waits for a tool) leaves the batch and frees its
 sequence, but its KV cells stay: the episode's next step, which extends the same transcript, takes
 that sequence back and evaluates only what is new. A prompt that opens as another sequence does
-(every episode's preamble) is copied from it with `llama_memory_seq_cp`, which in a unified KV
-cache shares the cells instead of evaluating them again. Every generation keeps its own sampler
-chain, seed and grammar (`LazyGrammarSampler`).
+(every episode's preamble) is copied from it with `llama_memory_seq_cp` instead of evaluated
+again, and one that opens with the saved preamble loads it (`SavedPrefix`, for warm starts).
+Every generation keeps its own sampler chain, seed and grammar (`LazyGrammarSampler`).
+
+Each sequence has a KV stream of its own, so that a sequence decodes exactly as it would alone:
+in one unified stream every token attends over every sequence's cells (masked), and the longer
+reduction rounds differently.
 
 This module does not load models, choose sampling or know chat formats (see
 `agent.models.llama_cpp`, which owns the context and hands it here).
@@ -21,9 +25,9 @@ import contextlib
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from agent.models.protocol import ModelError, Piece, common_prefix
 
@@ -37,6 +41,22 @@ MIN_COPY = 32
 _ADMITTED, _END = object(), object()
 
 
+class SavedPrefix(Protocol):
+    """A prompt prefix whose KV state is kept on disk (the agent's preamble; see `LlamaCppModel`)."""
+
+    def saved_length(self, prompt: Sequence[int]) -> int:
+        """The length of the kept prefix `prompt` opens with; 0 if it opens with none."""
+        ...
+
+    def load_saved(self, seq: int) -> bool:
+        """Clear sequence `seq` and load the kept state into it; False if there is none."""
+        ...
+
+    def save(self, seq: int) -> None:
+        """Keep the state of sequence `seq`, which holds exactly the prefix."""
+        ...
+
+
 @dataclass(eq=False)
 class _Request:
     prompt: list[int]
@@ -47,6 +67,10 @@ class _Request:
     todo: list[int] = field(default_factory=list)
     """Tokens to evaluate before the next draw: the new part of the prompt, then each drawn token."""
     reused: int = 0
+    loaded: bool = False
+    """Whether the reused tokens came from a state saved by an earlier process."""
+    save_at: int = 0
+    """Where the kept prefix ends, to be saved once evaluated (0: nothing to save)."""
     drawn: int = 0
     inbox: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)
     """What the reader gets: `_ADMITTED`, then pieces, an error perhaps, and `_END`."""
@@ -61,13 +85,17 @@ class Batcher:
 
     `llm` is a `llama_cpp.Llama` whose context was made with `sequences` sequences and a unified
     KV cache large enough for each to hold a whole context. `cancelled()` gives the ticket up to
-    which generations are cancelled (see `LlamaCppModel.cancel`).
+    which generations are cancelled (see `LlamaCppModel.cancel`); `saved` keeps the preamble's KV
+    state across processes (warm starts).
     """
 
-    def __init__(self, llm: Any, sequences: int, cancelled: Callable[[], int]) -> None:
+    def __init__(
+        self, llm: Any, sequences: int, cancelled: Callable[[], int], saved: SavedPrefix | None = None
+    ) -> None:
         import llama_cpp
 
         self._c, self.llm, self.sequences, self._cancelled = llama_cpp, llm, sequences, cancelled
+        self._saved = saved
         self._batch_size = llm.n_batch
         self._batch = llama_cpp.llama_batch_init(self._batch_size, 0, 1)
         self._tokens: list[list[int]] = [[] for _ in range(sequences)]
@@ -122,7 +150,7 @@ class Batcher:
                 if item is _ADMITTED:
                     with contextlib.suppress(ReferenceError):  # nobody kept the Generation to read it
                         report.reused, report.evaluated = request.reused, len(prompt) - request.reused
-                        report.saved_cache = False
+                        report.saved_cache = request.loaded
                         report.prompt_known()
                     continue
                 yield item
@@ -208,6 +236,12 @@ class Batcher:
             c.llama_memory_seq_rm(memory, seq, -1, -1)
             c.llama_memory_seq_cp(memory, source, seq, -1, -1)
             self._tokens[seq], shared = list(self._tokens[source]), copied
+        kept = self._saved.saved_length(prompt) if self._saved is not None else 0
+        if kept > shared:
+            if self._saved is not None and self._saved.load_saved(seq):
+                self._tokens[seq], shared, request.loaded = prompt[:kept], kept, True
+            else:  # evaluated here, then saved for the next process
+                self._tokens[seq], shared, request.save_at = [], 0, kept
         if shared == len(prompt) and shared:  # the last prompt token is evaluated again for its logits
             shared -= 1
         c.llama_memory_seq_rm(memory, seq, shared, -1)
@@ -234,10 +268,12 @@ class Batcher:
         parts: list[tuple[_Request, int, list[int]]] = []  # request, its chunk's first index, chunk
         n = 0
         for request in ready:
+            start = len(self._tokens[request.seq])
             chunk = request.todo[: room - n]
+            if start < request.save_at:  # the kept prefix is saved alone, then the rest follows
+                chunk = chunk[: request.save_at - start]
             if not chunk:
                 break
-            start = len(self._tokens[request.seq])
             for i, token in enumerate(chunk):
                 batch.token[n + i] = token
                 batch.pos[n + i] = start + i
@@ -257,6 +293,10 @@ class Batcher:
         for request, first, chunk in parts:
             self._tokens[request.seq].extend(chunk)
             del request.todo[: len(chunk)]
+            if request.save_at and len(self._tokens[request.seq]) == request.save_at:
+                assert self._saved is not None
+                self._saved.save(request.seq)
+                request.save_at = 0
             if not request.todo:
                 draws += 1
                 self._draw(request, first + len(chunk) - 1)
@@ -275,9 +315,9 @@ class Batcher:
             request.todo = [token]
 
 
-def unified_context(llm: Any, sequences: int, context_size: int) -> Any:
-    """Replace `llm`'s context by one with `sequences` sequences in a unified KV cache of
-    `sequences * context_size` cells (each sequence may grow to a whole context)."""
+def sequence_context(llm: Any, sequences: int, context_size: int) -> Any:
+    """Replace `llm`'s context by one of `sequences` sequences, each in a KV stream of its own of
+    `context_size` cells (a whole context each; a token attends only to its own sequence's cells)."""
     import llama_cpp
     from llama_cpp import _internals
 

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agent.models.batching import Batcher, unified_context
+from agent.models.batching import Batcher, sequence_context
 from agent.models.families import family, family_sampling, thinks
 from agent.models.prompt_cache import PromptCache, default_prompt_cache_dir
 from agent.models.protocol import Generation, ModelError, Piece, Sampling, common_prefix
@@ -205,8 +205,8 @@ class LlamaCppModel:
         self.context_size = self.llm.n_ctx()
         self._batcher: Batcher | None = None
         if sequences > 1:
-            unified_context(self.llm, sequences, self.context_size)
-            self._batcher = Batcher(self.llm, sequences, lambda: self._cancelled)
+            sequence_context(self.llm, sequences, self.context_size)
+            self._batcher = Batcher(self.llm, sequences, lambda: self._cancelled, saved=self)
             self.parallel = True
         self.sequences = sequences
         self.chat_template = self.llm.metadata.get("tokenizer.chat_template", "")
@@ -234,7 +234,10 @@ class LlamaCppModel:
         """Saved preamble states (None: every start evaluates its preamble)."""
         self._preamble: list[int] = []
         info = model_path.stat()
-        self._cache_key = f"{model_path.resolve()}|{info.st_size}|{info.st_mtime_ns}|{binding_version}|kv{kv_type}"
+        # llama.cpp refuses a sequence's state saved from a context of another layout (one KV
+        # stream, or one per sequence), so the layout is part of the key.
+        layout = f"kv{kv_type}" if sequences == 1 else f"kv{kv_type}x{sequences}"
+        self._cache_key = f"{model_path.resolve()}|{info.st_size}|{info.st_mtime_ns}|{binding_version}|{layout}"
         self._seed_here: contextvars.ContextVar[int | None] = contextvars.ContextVar(f"seed{id(self)}", default=None)
         self._lock = threading.Lock()
         self._tickets = itertools.count(1)
@@ -354,15 +357,45 @@ class LlamaCppModel:
         cache.save(self._cache_key, preamble, self._state())
         return len(preamble) - shared, False
 
-    def _state(self) -> memoryview:
-        """The KV state of sequence 0, in a buffer of its own."""
+    def _state(self, seq: int = 0) -> memoryview:
+        """The KV state of sequence `seq`, in a buffer of its own."""
         import llama_cpp
 
         ctx = self.llm._ctx.ctx
-        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        size = llama_cpp.llama_state_seq_get_size(ctx, seq)
         buffer = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+        written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, seq)
         return memoryview(buffer).cast("B")[:written]
+
+    # The saved preamble for a model decoding several sequences (see `agent.models.batching`).
+
+    def saved_length(self, prompt: Sequence[int]) -> int:
+        """How long the preamble is that `prompt` opens with and the prompt cache may hold (0: none)."""
+        preamble = self._preamble
+        if self.prompt_cache is None or len(preamble) < MIN_SESSION_TOKENS or prompt[: len(preamble)] != preamble:
+            return 0
+        return len(preamble)
+
+    def load_saved(self, seq: int) -> bool:
+        """Put the saved preamble state into sequence `seq` (cleared first); False: there is none."""
+        import llama_cpp
+
+        assert self.prompt_cache is not None
+        state = self.prompt_cache.load(self._cache_key, self._preamble)
+        self.llm._ctx.kv_cache_seq_rm(seq, -1, -1)
+        if state is None:
+            return False
+        data = (ctypes.c_uint8 * len(state)).from_buffer(state)
+        if llama_cpp.llama_state_seq_set_data(self.llm._ctx.ctx, data, len(state), seq):
+            return True
+        warnings.warn("ignoring a saved prompt state that llama.cpp refused", stacklevel=2)
+        self.llm._ctx.kv_cache_seq_rm(seq, -1, -1)
+        return False
+
+    def save(self, seq: int) -> None:
+        """Save sequence `seq`, which holds exactly the preamble, for the next process."""
+        assert self.prompt_cache is not None
+        self.prompt_cache.save(self._cache_key, self._preamble, self._state(seq))
 
     def forget(self) -> None:
         """Drop every evaluated token and kept session, as a fresh process starts (for `bench`)."""
