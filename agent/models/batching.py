@@ -83,8 +83,8 @@ class _Request:
 class Batcher:
     """Interleaves the generations of several threads in shared batches on one context.
 
-    `llm` is a `llama_cpp.Llama` whose context was made with `sequences` sequences and a unified
-    KV cache large enough for each to hold a whole context. `cancelled()` gives the ticket up to
+    `llm` is a `llama_cpp.Llama` whose context holds `sequences` sequences (`sequence_context`).
+    `cancelled()` gives the ticket up to
     which generations are cancelled (see `LlamaCppModel.cancel`); `saved` keeps the preamble's KV
     state across processes (warm starts).
     """
@@ -98,6 +98,7 @@ class Batcher:
         self._saved = saved
         self._batch_size = llm.n_batch
         self._batch = llama_cpp.llama_batch_init(self._batch_size, 0, 1)
+        llm._stack.callback(llama_cpp.llama_batch_free, self._batch)  # freed with the model
         self._tokens: list[list[int]] = [[] for _ in range(sequences)]
         """What each sequence's KV cells hold, position by position."""
         self._owner: list[_Request | None] = [None] * sequences
@@ -111,21 +112,11 @@ class Batcher:
         self.peak = 0
         """The most sequences decoded in one batch so far."""
 
-    def close(self) -> None:
-        """Free the batch (the context belongs to the caller)."""
-        if self._batch is not None:
-            self._c.llama_batch_free(self._batch)
-            self._batch = None
-
     def forget(self) -> None:
         """Drop every sequence's cells (nothing may be running)."""
         with self._cond:
             self._c.llama_memory_clear(self._c.llama_get_memory(self.llm._ctx.ctx), True)
             self._tokens = [[] for _ in range(self.sequences)]
-
-    def cached(self, seq: int) -> list[int]:
-        """The tokens sequence `seq` holds."""
-        return list(self._tokens[seq])
 
     def stream(self, prompt: list[int], max_tokens: int, sampler: Any, ticket: int, report: Any) -> Iterator[Piece]:
         """Pieces of one generation; it joins the batch when first asked for a piece.

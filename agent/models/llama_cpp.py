@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import contextvars
 import ctypes
 import itertools
 import math
@@ -30,7 +29,7 @@ from typing import Any
 from agent.models.batching import Batcher, sequence_context
 from agent.models.families import family, family_sampling, thinks
 from agent.models.prompt_cache import PromptCache, default_prompt_cache_dir
-from agent.models.protocol import Generation, ModelError, Piece, Sampling, common_prefix
+from agent.models.protocol import ContextSeed, Generation, ModelError, Piece, Sampling, common_prefix
 from agent.models.sources import check_gguf, resolve_model_path
 
 KV_CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
@@ -238,7 +237,8 @@ class LlamaCppModel:
         # stream, or one per sequence), so the layout is part of the key.
         layout = f"kv{kv_type}" if sequences == 1 else f"kv{kv_type}x{sequences}"
         self._cache_key = f"{model_path.resolve()}|{info.st_size}|{info.st_mtime_ns}|{binding_version}|{layout}"
-        self._seed_here: contextvars.ContextVar[int | None] = contextvars.ContextVar(f"seed{id(self)}", default=None)
+        self._seeds = ContextSeed(None)
+        """A seed `reseed` gave; None: the one the model was loaded with."""
         self._lock = threading.Lock()
         self._tickets = itertools.count(1)
         self._issued = 0
@@ -269,7 +269,7 @@ class LlamaCppModel:
         self._issued = ticket = next(self._tickets)
         if self._batcher is not None:
             sampler = LazyGrammarSampler(
-                self.llm, self.sampling, grammar, self._seed_here.get()
+                self.llm, self.sampling, grammar, self._seeds.get()
             )  # a bad grammar raises here
             generation.pieces = self._batcher.stream(prompt, max_tokens, sampler, ticket, weakref.proxy(generation))
             return generation
@@ -299,7 +299,7 @@ class LlamaCppModel:
             llm = self.llm
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             vocab = llm._model.vocab
-            with contextlib.closing(LazyGrammarSampler(llm, self.sampling, grammar, self._seed_here.get())) as sampler:
+            with contextlib.closing(LazyGrammarSampler(llm, self.sampling, grammar, self._seeds.get())) as sampler:
                 if reused == 0:
                     llm.reset()
                 llm.n_tokens = reused
@@ -435,11 +435,11 @@ class LlamaCppModel:
     def reseed(self, seed: int) -> None:
         """Sample with another seed from now on (independent samples of one question).
 
-        The seed holds for this thread's context above all (as LangGraph's node threads inherit
-        it), so that samples running at once in threads of their own each keep theirs.
+        The seed holds for this thread's context above all (`ContextSeed`), so that samples
+        running at once in threads of their own each keep theirs.
         """
         self.llm.set_seed(seed)
-        self._seed_here.set(seed)
+        self._seeds.set(seed)
 
     def describe(self) -> dict[str, Any]:
         """Facts about the loaded model, for `doctor` and results."""

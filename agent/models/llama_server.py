@@ -20,7 +20,15 @@ from contextlib import suppress
 from typing import Any
 
 from agent.models.chatml import IM_END
-from agent.models.protocol import Generation, ModelError, Piece, Sampling, common_prefix, default_sampling
+from agent.models.protocol import (
+    ContextSeed,
+    Generation,
+    ModelError,
+    Piece,
+    Sampling,
+    common_prefix,
+    default_sampling,
+)
 from agent.models.served import Connection
 
 
@@ -75,7 +83,7 @@ class LlamaServerModel:
         self.thinking = "<think>" in self.chat_template if thinking is None else thinking
         self.sampling = sampling or default_sampling(self.thinking)
         self.seed = seed
-        self._seed = seed
+        self._seeds = ContextSeed(seed)  # the one in use: `reseed` changes it for independent samples
         self._lock = threading.Lock()
         self._slot_tokens: list[list[int]] = [[] for _ in range(self.slots)]  # what each slot last evaluated
         self._busy = [False] * self.slots
@@ -132,8 +140,8 @@ class LlamaServerModel:
             "min_p": s.min_p,
             "repeat_penalty": s.repeat_penalty,
         }
-        if self._seed is not None:
-            body["seed"] = self._seed
+        if (seed := self._seeds.get()) is not None:
+            body["seed"] = seed
         if grammar:
             body["grammar"] = grammar
         slot = self._take_slot(prompt)
@@ -173,7 +181,7 @@ class LlamaServerModel:
 
     def reseed(self, seed: int) -> None:
         """Send another seed from now on (independent samples of one question)."""
-        self._seed = seed
+        self._seeds.set(seed)
 
     def describe(self) -> dict[str, Any]:
         """Facts about the served model, for `doctor` and results."""

@@ -31,6 +31,7 @@ from typing import Any
 from agent.models.chatml import IM_END, neutralize
 from agent.models.families import default_thinking, family, family_sampling
 from agent.models.protocol import (
+    ContextSeed,
     Generation,
     ModelError,
     Piece,
@@ -117,7 +118,7 @@ class OpenAIModel:
         self.grammar_field = grammar_field
         self.seed = seed
         """The sampling seed sent with each request; None: the server draws its own."""
-        self._seed = seed  # the one in use: `reseed` changes it for independent samples
+        self._seeds = ContextSeed(seed)  # the one in use: `reseed` changes it for independent samples
         self.name = model_name or self._first_model()
         self.context_size = context_size
         props = self.connection.optional(f"{self.connection.root}/props")
@@ -157,8 +158,8 @@ class OpenAIModel:
             "min_p": self.sampling.min_p,
             "repeat_penalty": self.sampling.repeat_penalty,
         }
-        if self._seed is not None:
-            body["seed"] = self._seed
+        if (seed := self._seeds.get()) is not None:
+            body["seed"] = seed
         if grammar and self.grammar_field:
             body[self.grammar_field] = grammar
         return Generation(reused, len(prompt) - reused, self._pieces(body, max_tokens))
@@ -200,7 +201,7 @@ class OpenAIModel:
 
     def reseed(self, seed: int) -> None:
         """Send another seed from now on (independent samples of one question)."""
-        self._seed = seed
+        self._seeds.set(seed)
 
     def describe(self) -> dict[str, Any]:
         """Facts about the served model, for `doctor` and results."""

@@ -126,8 +126,8 @@ class OpenAIChatModel(OpenAIModel):
             messages.append({"role": "assistant", "content": open_turn})
         if tools:
             body["tools"] = tools
-        if self._seed is not None:
-            body["seed"] = self._seed
+        if (seed := self._seeds.get()) is not None:
+            body["seed"] = seed
         thought_open = self.thinking and THINK_CLOSE not in open_turn
         return Generation(reused, len(prompt) - reused, self._reply(body, prompt, max_tokens, thought_open))
 

@@ -12,6 +12,7 @@ This module holds no implementation (see `agent.models.llama_cpp`, `agent.models
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -119,12 +120,33 @@ class Model(Protocol):
         ...
 
     def reseed(self, seed: int) -> None:
-        """Sample with another seed from now on (independent samples of one question)."""
+        """Sample with another seed from now on (independent samples of one question).
+
+        A `parallel` model keeps the seed of each context (`ContextSeed`): samples run at once,
+        each in a thread of its own that reseeds it.
+        """
         ...
 
     def describe(self) -> dict[str, Any]:
         """Facts about the model for traces, `doctor` and `/model`: at least name and context_size."""
         ...
+
+
+class ContextSeed:
+    """A sampling seed that `set` gives the calling context (and the threads LangGraph starts from
+    it) above all, and every other context from then on: samples running at once keep theirs."""
+
+    def __init__(self, seed: int | None) -> None:
+        self.default = seed
+        self._here: contextvars.ContextVar[int | None] = contextvars.ContextVar(f"seed{id(self)}", default=None)
+
+    def set(self, seed: int) -> None:
+        self.default = seed
+        self._here.set(seed)
+
+    def get(self) -> int | None:
+        here = self._here.get()
+        return self.default if here is None else here
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
