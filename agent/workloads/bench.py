@@ -28,10 +28,10 @@ from agent.workloads.model_bench import (
     binding_efficiency,
     episodes,
     grammar_cost,
-    parallel_throughput,
     prompt_lookup,
     warm_start,
 )
+from agent.workloads.parallel_bench import parallel_throughput
 
 TARGETS: dict[str, tuple[str, float | None, str]] = {
     "prefill_reuse_ratio": ("<=", 1.10, "prompt tokens evaluated / new, 8-step episodes, 2nd turn, 2 sessions"),
