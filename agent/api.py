@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 import prompts
-from agent.core.graph import State, build_graph, recursion_limit
+from agent.core.graph import Sinks, State, build_graph, recursion_limit, run_graph
 from agent.core.outcome import to_result, vote
 from agent.core.policy import could_wait, default_hint
 from agent.core.records import ApprovalRequested, Call, Event, Final, Result
@@ -133,8 +133,12 @@ class Agent:
         )
 
     def run(self, question: str, **config: Any) -> Result:
-        """Answer `question`; blocks until the episode ends."""
-        return _final(self.stream(question, **config))
+        """Answer `question`, as `stream` does, but on the calling thread: nobody reads its events
+        as they come, so its nodes tell the observers (`stream` passes each between threads)."""
+        history, session, tainted = (config.pop(k, None) for k in ("history", "session", "tainted"))
+        return _final(
+            self._observed(question, lambda sinks: self._stream(question, history, session, tainted, config, sinks))
+        )
 
     def stream(
         self,
@@ -154,10 +158,10 @@ class Agent:
         approval ends the stream with an `ApprovalRequested` event and a `Final` whose result
         has `stop_reason="approval"`.
         """
-        return self._observed(question, self._stream(question, history, session, tainted, config))
+        return self._observed(question, lambda sinks: self._stream(question, history, session, tainted, config, None))
 
     def _stream(
-        self, question: str, history: State | None, session: str | None, tainted: bool, config: dict[str, Any]
+        self, question: str, history: State | None, session: str | None, tainted: bool, config: dict, sinks: Sinks
     ) -> Iterator[Event]:
         if session is not None and self.checkpointer is None:
             raise ValueError("session= needs a checkpointer (see agent.sessions.open_sessions)")
@@ -171,7 +175,7 @@ class Agent:
             conversation = {k: values[k] for k in ("tokens", "text", "seen", "untrusted") if k in values}
         configurable = dict(config.get("configurable") or {})
 
-        def episode(sample: int, agent: Agent) -> Generator[Event, None, tuple[State, Any]]:
+        def episode(sample: int, agent: Agent, sinks: Sinks) -> Generator[Event, None, tuple[State, Any]]:
             if samples > 1 and self.model.seed is not None:  # a fixed seed would repeat one episode k times
                 self.model.reseed(self.model.seed + sample)
             state: State = {"question": question, **(conversation if sample else {}), **(history or {})}  # type: ignore[typeddict-item]
@@ -184,19 +188,19 @@ class Agent:
             episode_config = agent._config(sample_config, thread)
             if session is not None and agent.graph.get_state(episode_config).next:
                 raise ValueError(f"session {session!r} has an unfinished episode: resume it first")
-            return (yield from agent._episode(state, episode_config))
+            return (yield from agent._episode(state, episode_config, direct=sinks))
 
         # On a model that decodes several sequences at once, the later samples run meanwhile, each
         # on a twin of this agent in a thread; their events follow the first sample's, in order.
         at_once = samples > 1 and self.model.parallel
         pool = ThreadPoolExecutor(samples - 1, thread_name_prefix="sample") if at_once else None
-        later = [pool.submit(_collected, episode(s, self.copy())) for s in range(1, samples)] if pool else []
+        later = [pool.submit(_collected, episode(s, self.copy(), None)) for s in range(1, samples)] if pool else []
         results: list[Result] = []
         states: list[State] = []
         try:
             for sample in range(samples):
                 if pool is None or sample == 0:
-                    final, request = yield from episode(sample, self)
+                    final, request = yield from episode(sample, self, sinks)
                 else:
                     events, (final, request) = later[sample - 1].result()
                     yield from events
@@ -254,7 +258,7 @@ class Agent:
         if not snapshot.next:
             raise ValueError(f"session {thread!r} has no unfinished episode to resume")
         question = str(snapshot.values.get("question", ""))
-        return self._observed(question, self._resume(snapshot, approve, edited_arguments, episode_config))
+        return self._observed(question, lambda sinks: self._resume(snapshot, approve, edited_arguments, episode_config))
 
     def _resume(
         self, snapshot: Any, approve: bool | None, edited: dict[str, Any] | None, config: dict[str, Any]
@@ -279,10 +283,10 @@ class Agent:
         result = to_result(final)
         yield Final(result if request is None else replace(result, stop_reason="approval", approval=request))
 
-    def _observed(self, question: str, events: Iterator[Event]) -> Iterator[Event]:
+    def _observed(self, question: str, episode: Callable[[Sinks], Iterator[Event]]) -> Iterator[Event]:
         """The one place observers hear of an episode: each event before the caller gets it."""
         sinks = [observer.episode(question, self.model) for observer in self.observers]
-        for event in events:
+        for event in episode(sinks):  # the nodes of `run` tell `sinks` theirs themselves
             for sink in sinks:
                 sink(event)
             yield event
@@ -301,7 +305,7 @@ class Agent:
         return {**config, "configurable": configurable}
 
     def _episode(
-        self, graph_input: Any, config: dict[str, Any], graph: Any = None, **options: Any
+        self, graph_input: Any, config: dict[str, Any], graph: Any = None, direct: Sinks = None, **options: Any
     ) -> Generator[Event, None, tuple[State, Any]]:
         """Run the graph until it ends or pauses; returns its state and the pending approval, if any."""
         final: State = {}
@@ -310,8 +314,7 @@ class Agent:
         # (or at a pause for approval).
         durability = self._durability if self.checkpointer is not None else None
         graph = graph or self.graph
-        modes = ["custom", "values"]
-        for mode, chunk in graph.stream(graph_input, config, stream_mode=modes, durability=durability, **options):
+        for mode, chunk in run_graph(graph, graph_input, config, direct, durability=durability, **options):
             if mode == "custom":
                 yield chunk
             else:

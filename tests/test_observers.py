@@ -81,3 +81,35 @@ def test_a_thinking_function_model_continues_its_turn_after_a_grammar_switch() -
     assert result.answer == "It is 2." and result.reasoning.startswith("I add.")
     assert [c.arguments for c in result.tool_calls] == [{"a": 1, "b": 1}]
     assert len(model.prompts) == 3  # thought, then the call body under the grammar, then the answer
+
+
+def test_a_run_tells_the_observers_what_a_stream_yields_without_leaving_the_callers_thread() -> None:
+    """`run` has no reader of its events, so nothing hands them between threads: the tool runs on
+    the caller's thread, and the observers still get every event of the episode, in order."""
+    import threading
+
+    threads: list[int] = []
+
+    def where(a: int, b: int) -> int:
+        """Add two whole numbers, noting the thread.
+
+        Args:
+            a: The first number.
+            b: The second number.
+        """
+        threads.append(threading.get_ident())
+        return a + b
+
+    streamed, ran = Recorder(), Recorder()
+    script = [call("where", a=2, b=3), call("where", a=5, b=1), "6"]
+    events = list(Agent(ScriptedModel(script), [where], examples=(), observers=[streamed]).stream("2 + 3 + 1?"))
+    result = Agent(ScriptedModel(script), [where], examples=(), observers=[ran]).run("2 + 3 + 1?")
+    assert threads[0] != threading.get_ident() and threads[2:] == [threading.get_ident()] * 2
+    assert result.answer == "6" and len(result.tool_calls) == 2
+    [(_, seen)], [(_, told)] = streamed.episodes, ran.episodes
+    assert seen == events
+
+    def shape(event: Event) -> tuple[str, Any, Any]:  # timings differ
+        return type(event).__name__, getattr(getattr(event, "call", None), "output", None), getattr(event, "name", None)
+
+    assert [shape(e) for e in told] == [shape(e) for e in seen]

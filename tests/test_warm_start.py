@@ -118,8 +118,27 @@ def test_lazy_grammar_picks_what_an_eager_grammar_picks_when_greedy() -> None:
         while len(lazy) < 20:
             lazy.append(sampler.sample())
             llm.eval(lazy[-1:])
-        refused = sampler.refused
+        refused, full_passes = sampler.refused, sampler.full_passes
     assert lazy == eager
     assert refused > 0  # the model's own first choice was refused at least once: the redraw ran
+    assert full_passes < refused  # and at least one redraw found its token among the likeliest
     text = model.llm.detokenize(lazy).decode()
     assert re.match(r'<tool_call>\n\{\s*"name":\s*"calculator",', text), text
+
+
+@pytest.mark.parametrize("sampling", [GREEDY, Sampling(temperature=0.2, top_p=0.9, top_k=40, min_p=0.05)])
+def test_a_redraw_the_likeliest_tokens_cannot_serve_takes_the_whole_vocabulary(sampling: Sampling) -> None:
+    """Text the model would never write: the grammar allows none of its likeliest tokens, yet the
+    sampler writes exactly that text, each redraw from a pass over every token."""
+    model = LlamaCppModel(context_size=512, sampling=sampling, prompt_cache=None, seed=0)
+    llm = model.llm
+    llm.eval(model.tokenize("<|im_start|>user\nSay hello.<|im_end|>\n<|im_start|>assistant\n", True))
+    out: list[int] = []
+    with contextlib.closing(LazyGrammarSampler(llm, sampling, 'root ::= "Zqxj vkw" [0-9]')) as sampler:
+        while len(out) < 12:
+            out.append(sampler.sample())
+            if llm.detokenize(out).decode(errors="replace")[-1:].isdigit():
+                break
+            llm.eval(out[-1:])
+        assert sampler.full_passes >= 1 and sampler.refused >= sampler.full_passes
+    assert re.fullmatch("Zqxj vkw[0-9]", llm.detokenize(out).decode()), llm.detokenize(out)

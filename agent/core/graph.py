@@ -16,11 +16,13 @@ decided here; parsing, tokenizing and tool schemas are not.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import get_runtime
 from langgraph.types import interrupt
 
 import prompts
@@ -67,6 +69,40 @@ class State(TypedDict, total=False):
     nudge: str | None
     first_answer: str | None
     verify_from: int
+
+
+Sinks = list[Callable[[Any], None]] | None
+"""Where a run's events go (`run_graph`); None: LangGraph's "custom" stream."""
+
+
+@dataclass(frozen=True)
+class Events:
+    """The sinks of a run's events, given as its LangGraph context: the nodes call them directly."""
+
+    sinks: list[Callable[[Any], None]]
+
+    def emit(self, event: Any) -> None:
+        """Hand `event` to each sink, in order, on the node's thread."""
+        for sink in self.sinks:
+            sink(event)
+
+
+def writer() -> Callable[[Any], None]:
+    """The event writer of the node running now: its run's `Events`, or LangGraph's stream."""
+    context = get_runtime().context
+    return context.emit if isinstance(context, Events) else get_stream_writer()
+
+
+def run_graph(graph: Any, graph_input: Any, config: dict[str, Any], sinks: Sinks, **options: Any) -> Iterator[Any]:
+    """`graph.stream` as ("custom", event) and ("values", state) pairs; with `sinks`, the values only.
+
+    With `sinks` the nodes hand their events to them: LangGraph's "custom" stream would run every
+    node in a worker thread so that the caller's thread could pass each event on as it comes;
+    without it, LangGraph runs each node on the caller's thread.
+    """
+    if sinks is None:
+        return iter(graph.stream(graph_input, config, stream_mode=["custom", "values"], **options))
+    return iter(graph.stream(graph_input, config, stream_mode=["values"], context=Events(sinks), **options))
 
 
 def build_graph(model: Model, registry: Registry, settings: Settings, checkpointer: Any = None) -> Any:
@@ -178,7 +214,7 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
         turn = Turn(
             model,
             parser,
-            get_stream_writer(),
+            writer(),
             controls,
             thinking_left=max(0, min(left)) if left else None,
             earlier=state["tool_calls"],
@@ -229,7 +265,7 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
     def act(state: State) -> State:
         # One call per step: each finished call is checkpointed before the next one starts, so an
         # episode killed mid-act resumes without running a finished call twice.
-        emit = get_stream_writer()
+        emit = writer()
         item, rest = state["pending"][0], state["pending"][1:]
         reason_to_ask = needs_approval(registry, item, state["untrusted"], approval)
         earlier = same_calls(state["tool_calls"], item)
