@@ -14,7 +14,7 @@ import pytest
 from helpers import add, call, scripted
 from pydantic import Field
 
-from agent.core.grammar import MAX_CALLS_PER_TURN, tool_call_grammar
+from agent.core.grammar import MAX_CALLS_PER_TURN, answer_grammar, tool_call_grammar
 from agent.core.policy import is_control_text
 from tools import ArgumentError, Registry, default_tools, tool
 from tools.registry import DEFAULT_MAX_ITEMS, DEFAULT_MAX_LENGTH
@@ -65,7 +65,7 @@ def test_a_python_cell_gets_more_room_than_an_expression() -> None:
 def test_the_call_grammar_honours_the_bounds_and_limits_calls_per_turn() -> None:
     grammar = tool_call_grammar(Registry([lookup, add]).schemas(), opened=False)
     llama_parses(grammar)
-    assert f'char{{0,{DEFAULT_MAX_LENGTH}}} "\\"" space' in grammar
+    assert f'char{{0,{DEFAULT_MAX_LENGTH}}} "\\""' in grammar
     assert "char{0,12}" in grammar
     assert f"{{0,{MAX_CALLS_PER_TURN - 1}}}" in grammar.splitlines()[0]  # the root: a bounded number of calls
     assert not unbounded(grammar)  # no unbounded repetition anywhere
@@ -94,8 +94,8 @@ def test_an_expression_cannot_hold_braces_or_a_comment() -> None:
     expression_char = rules["call-arguments-expression-char"]
     assert all(f"\\x{ord(c):02X}" in expression_char.split("]")[0] for c in "{}#;")
     assert rules["call-arguments-expression"].startswith('"\\"" [0-9A-Za-z(')  # never empty, never `]...`
-    # No space token between the colon and the quote: the model expecting a number wrote `" ""`.
-    assert rules["call-arguments-expression-kv"].endswith('":" call-arguments-expression')
+    # The template's layout: `"expression": "`, the space drawn with the quote (see the sampler).
+    assert rules["call-arguments-expression-kv"] == '"\\"expression\\"" ":" " " call-arguments-expression'
     with pytest.raises(ArgumentError, match="pattern"):
         Registry(default_tools(["calculator"]))["calculator"].invoke({"expression": "125 + 375}}}"})
     with pytest.raises(ArgumentError, match="pattern"):
@@ -237,3 +237,83 @@ def test_the_embedded_model_cannot_write_past_a_bound() -> None:
         calls = [e for e in events if isinstance(e, ParsedCall)]
         assert pieces[-1].end and 1 <= len(calls) <= MAX_CALLS_PER_TURN  # the turn ended itself
         assert all(len(c.call.arguments["word"]) <= 10 for c in calls)
+
+
+def test_the_call_grammar_writes_the_layout_the_prompts_examples_show() -> None:
+    """`{"name": "add", "arguments": {"a": 1, "b": 2}}` as `tojson` renders it, no free whitespace."""
+    grammar = tool_call_grammar(Registry([add]).schemas())
+    llama_parses(grammar)
+    rules = dict(line.split(" ::= ", 1) for line in grammar.splitlines())
+    assert "space" not in rules and not re.search(r"(?<= )space(?= |$)", grammar)
+    assert rules["call"] == '"{" call-name-kv ", " call-arguments-kv "}"'
+    assert rules["call-arguments"].startswith('"{" call-arguments-a-kv ", " call-arguments-b-kv')
+
+
+def test_the_final_turn_is_generated_under_a_grammar_that_opens_no_call_and_is_begun_for_the_model() -> None:
+    again = call("add", a=1, b=1)
+    agent = scripted([again, again, again, "2"])
+    result = agent.run("?")
+    model = agent.model
+    assert result.stop_reason == "repetition" and result.answer == "2"
+    assert model.grammars[-1] == answer_grammar() and all(g != answer_grammar() for g in model.grammars[:-1])
+    final_prompt = "".join(map(chr, model.prompts[-1]))
+    assert final_prompt.endswith("<|im_start|>assistant\nFrom the results above, the final answer is")
+    llama_parses(answer_grammar())
+
+
+def test_a_turn_that_repeats_itself_stops() -> None:
+    loop = "So the two scales are 1.33 and 1.33, respectively. " * 100
+    result = scripted([loop], tools=[]).run("?")
+    assert result.answer and len(result.answer) < 600 and result.usage.generated_tokens < 600
+    varied = " ".join(f"Step {i}: add {i} to the total." for i in range(60))
+    assert scripted([varied], tools=[]).run("?").answer == varied  # long text that does not repeat runs on
+
+
+@pytest.mark.model
+def test_the_embedded_model_answers_under_the_answer_grammar_without_a_tag() -> None:
+    """Where it would write `<tool_call>` or imitate a `<tool_response>`, it writes text."""
+    from agent.models.llama_cpp import LlamaCppModel
+    from agent.models.protocol import REASONING_SAMPLING
+
+    prompt = '<|im_start|>user\nCall the tool.<|im_end|>\n<|im_start|>assistant\n<tool_call>\n{"name": "add"}\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\n3\n</tool_response><|im_end|>\n<|im_start|>assistant\n'
+    for seed in (0, 1):
+        model = LlamaCppModel(seed=seed, context_size=1024, sampling=REASONING_SAMPLING, prompt_cache=None)
+        free = "".join(p.text for p in model.generate(model.tokenize(prompt, True), max_tokens=40))
+        assert "<tool" in free  # without the grammar it imitates the transcript
+        text = "".join(p.text for p in model.generate(model.tokenize(prompt, True), max_tokens=40, grammar=answer_grammar()))
+        assert text.strip() and not re.search(r"<[A-Za-z/|]", text)
+
+
+@pytest.mark.model
+def test_the_sampler_writes_a_layout_space_with_the_token_after_it() -> None:
+    """Outside a JSON string a bare space token is refused where another token fits (` "`), and
+    still drawn where none does (before a number: SmolLM2 has no ` 1`)."""
+    from agent.core.parse import ParsedCall, StreamParser
+    from agent.models.llama_cpp import LlamaCppModel
+
+    @tool
+    def note(text: str, count: int) -> str:
+        """Write a note.
+
+        Args:
+            text: The note.
+            count: How many copies.
+        """
+        return text
+
+    grammar = tool_call_grammar(Registry([note]).schemas(), opened=False)
+    model = LlamaCppModel(seed=0, context_size=1024, prompt_cache=None)
+    space = model.tokenize(" ", False)
+    prompt = model.tokenize("<|im_start|>user\nWrite a note saying hello, twice.<|im_end|>\n<|im_start|>assistant\n", True)
+    pieces = list(model.generate(prompt, max_tokens=300, grammar=grammar))
+    text = "".join(p.text for p in pieces)
+    events = StreamParser(thinking=False).feed(text)
+    assert pieces[-1].end and any(isinstance(e, ParsedCall) for e in events), text
+    at = text.index('"text":') + len('"text":')
+    written, spaces = "", []
+    for p in pieces:
+        if written.endswith('"text":') and [p.token] == space:
+            spaces.append(p)
+        written += p.text
+    assert not spaces and text[at:].startswith(' "')
+    assert re.search(r'"count": ?\d', text)

@@ -8,7 +8,7 @@ end-of-generation token.
 Nothing in it runs away: a turn holds at most `MAX_CALLS_PER_TURN` calls, every string and
 array has the bound its schema gives (`maxLength`, `maxItems`; the registry's defaults where a
 tool says none, see `tools.registry.with_bounds`), numbers have at most 16 digits per part, and
-whitespace is one optional space. Only nesting depth is free (an arbitrary JSON value inside an
+whitespace is the template's own layout (`laid_out`). Only nesting depth is free (an arbitrary JSON value inside an
 untyped argument), each level of it bounded.
 
 This module writes grammar text only; it neither loads a model nor samples.
@@ -71,7 +71,11 @@ def tool_call_grammar(tools: Sequence[dict[str, Any]], *, opened: bool = True) -
                 or fixed
                 or ("pattern" in schema and not shape)
             ):
-                return str(super().visit(schema, name))
+                made = str(super().visit(schema, name))
+                values = schema["enum"] if "enum" in schema else [schema["const"]] if "const" in schema else [0]
+                if schema.get("type") == "string" or all(isinstance(v, str) for v in values):
+                    strings.add(made)
+                return made
             least, most = int(schema.get("minLength", 0)), int(schema["maxLength"])
             first = ""
             if shape is None:
@@ -86,7 +90,7 @@ def tool_call_grammar(tools: Sequence[dict[str, Any]], *, opened: bool = True) -
             strings.add(made)
             return made
 
-    strings: set[str] = set()  # rules of bounded strings
+    strings: set[str] = {"string"}  # rules of strings
     converter = Bounded(prop_order={"name": 0, "arguments": 1}, allow_fetch=False, dotall=False, raw_pattern=False)
     schema = converter.resolve_refs(call_schema(tools), "tools")
     converter.visit(schema, "call")
@@ -94,11 +98,22 @@ def tool_call_grammar(tools: Sequence[dict[str, Any]], *, opened: bool = True) -
     more = f'("\\n{CALL_OPEN}" {one}){{0,{MAX_CALLS_PER_TURN - 1}}}'
     first = one if opened else f'"\\n"? "\\n"? "{CALL_OPEN}" {one}'
     rules = [BOUNDED_PRIMITIVES.get(line.split(" ::= ")[0], line) for line in converter.format_grammar().splitlines()]
-    # `"expression":"2^16"`, not `"expression": "2^16"`: a small model expecting a number writes the
-    # space as a token of its own, and then, with the quote forced, an empty string (`""`). Without
-    # the space it writes the quote and the expression; the JSON is the same.
-    rules = [re.sub(r'":" space (\S+)$', lambda m: f'":" {m[1]}' if m[1] in strings else m[0], r) for r in rules]
-    return "\n".join([f"root ::= {first} {more}", *rules])
+    return "\n".join([f"root ::= {first} {more}", *(laid_out(r, strings) for r in rules if not r.startswith("space ::="))])
+
+
+def laid_out(rule: str, strings: set[str]) -> str:
+    """A rule of the converter's in the template's own layout: `{"a": 1, "b": [2, 3]}`.
+
+    That is how `tojson` renders the calls of the prompt's examples. Free whitespace let a small
+    model drift from them (`{ "expression": ` and then a lone space token): out of the examples'
+    context, it wrote `".2^16 - 1"` and dropped parentheses; in it, its favourite token after
+    `"expression":` is ` "(` (space, quote, parenthesis), and the expression comes as asked.
+    The space before a string is written (its token is ` "`, see `LazyGrammarSampler`); before
+    a number it is optional, as SmolLM2 has no ` 1` token and, forced to a bare space, wrote `-12`.
+    """
+    rule = re.sub(r'":" space (\S+)', lambda m: f'":" " " {m[1]}' if m[1] in strings else f'":" " "? {m[1]}', rule)
+    rule = rule.replace('"," space ', '", " ')
+    return re.sub(r" +", " ", re.sub(r"(?<= )space(?= |$)", "", rule)).rstrip()
 
 
 CLASSES = re.compile(r"\^(?:\[([^\]\\^\"][^\]\\\"]*)\])?\[\^([^\]\\]+)\]\*\$")
@@ -119,3 +134,18 @@ BOUNDED_PRIMITIVES = {
     ),
 }
 """Rules of the converter's built-in primitives, replaced by bounded ones (by rule name)."""
+
+
+def answer_grammar() -> str:
+    """GBNF for a final answer: some text, never a tag (`<tool_call>`, `<tool_response>`, `<|im_end|>`).
+
+    Used when the answer is due (a budget or a loop ended the episode): a model that could open a
+    call there (or imitate a tool response, as the embedded model does) wrote no answer at all.
+    A `<` stays possible where no tag can start: before a space, a digit, `=`, `.` or `-`.
+    """
+    return '\n'.join(
+        [
+            'root ::= [ \\n]{0,2} [^< \\t\\n] (text | "<" [ 0-9=.-])*',
+            "text ::= [^<]",
+        ]
+    )

@@ -125,6 +125,7 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
     )
     open_grammar = fmt.grammar(schemas, opened=True) if schemas else None
     forced_grammar = fmt.grammar(forced, opened=False) if forced else None
+    answer_grammar = fmt.answer_grammar()
     thinking = model.thinking if settings.reasoning is None else settings.reasoning
     if settings.reasoning is None and settings.chat_format is not None:
         thinking = thinks(fmt.name)
@@ -195,6 +196,8 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
             transcript.extend(fmt.render([Message("user", nudge)], thinking=thinking))
         # With a final answer due, the thought is closed for the model: it answers now.
         opening, opened = fmt.prompt(transcript.text, thinking=thinking, answer_now=bool(final))
+        if final:  # and it is begun for it, as s1 writes "Final Answer:" after a forced end of thought
+            opening += prompts.text("final_answer.md")
         transcript.extend([Segment(opening, True)])
         prompt_new = len(transcript.tokens) - state.get("seen", 0)
         limit = min(
@@ -225,7 +228,8 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
             limit,
             deadline,
             open_grammar=None if final else open_grammar,
-            forced_grammar=forced_grammar if state["steps"] == 0 and not final else None,
+            # The answer that is due cannot open a call (nor imitate a tool's response): it answers.
+            forced_grammar=answer_grammar if final else forced_grammar if state["steps"] == 0 else None,
         )
         seen = len(transcript.tokens) + len(turn.tokens)
         transcript.append_generated(turn.tokens, turn.text)

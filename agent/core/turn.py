@@ -11,7 +11,8 @@ it applies `Reasoning` controls by writing into the turn, never by re-rendering 
   or a long stretch without a tool.
 
 A turn stops as soon as a closed call repeats one made before (in this turn or the episode): a
-model that writes the same call twice is looping, and more copies would only cost time. A turn
+model that writes the same call twice is looping, and more copies would only cost time. Text
+that repeats itself (`LOOP_SPAN`) stops the turn too. A turn
 asked for the final answer (`stop_at_call`) stops at a `<tool_call>`: what came before is the
 answer.
 
@@ -35,6 +36,10 @@ from agent.models.protocol import Generation, Model
 MAX_CALL_TOKENS = 1536
 """A call body longer than this is cut off and reported to the model as unclosed; a safety net
 only, as the call grammar bounds every argument (a Python cell, the longest, fits)."""
+
+LOOP_SPAN, LOOP_WINDOW, LOOP_REPEATS = 80, 2000, 3
+"""A turn whose last `LOOP_SPAN` characters already occurred `LOOP_REPEATS` times within its last
+`LOOP_WINDOW` is looping (a small model repeating a sentence until the budget): it stops there."""
 
 # Products and quotients of multi-digit numbers: where models slip and a tool would not.
 HEAVY_ARITHMETIC = re.compile(r"\d{2,}(?:[.,]\d+)?\s*(?:[×*/÷]|\\times|\\cdot)\s*\d{2,}")
@@ -131,7 +136,7 @@ class Turn:
                     opened = opened or isinstance(event, CallOpened)
                     if isinstance(event, CallOpened) and grammar is None and open_grammar:
                         grammar, restart = open_grammar, True
-                if self.repeated or (opened and self.stop_at_call):
+                if self.repeated or (opened and self.stop_at_call) or (kind != "call" and self._looping()):
                     restart = False
                     break
                 if not closed and self.parser.thought_closed:
@@ -154,6 +159,10 @@ class Turn:
                 break
         for event in self.parser.close():
             self._take(event)
+
+    def _looping(self) -> bool:
+        tail = self.text[-LOOP_SPAN:]
+        return len(tail) == LOOP_SPAN and self.text[-LOOP_WINDOW:].count(tail) > LOOP_REPEATS
 
     def answer(self) -> str:
         """The answer text; a model that ended its turn without closing its thought answered in it."""

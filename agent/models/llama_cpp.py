@@ -67,6 +67,12 @@ class LazyGrammarSampler:
     grammar would add below them carry almost no probability, and the lazy draw is not an eager
     one's distribution anyway (the free draw goes first). With `repeat_penalty` other than 1, a
     refused token still enters the penalty's history (the chain has already accepted it).
+
+    Under a grammar, a token of spaces alone is refused outside a JSON string wherever the
+    grammar allows another token: JSON's layout space then comes with what follows it (` "(`).
+    Drawn alone after `"expression":`, a small model meant a bare number next and, with the
+    quote forced, wrote `".2^16 - 1"`. (In a string, and before a number, a space is its own
+    token: SmolLM2 has no ` 1`.)
     """
 
     NARROW_CANDIDATES = 512
@@ -100,6 +106,8 @@ class LazyGrammarSampler:
             self._single = llama_cpp.llama_token_data_array(ctypes.pointer(self._one), 1, -1, False)
             self._all: Any = None
             self._narrow: Any = None
+            self._spaces = [t[0] for k in range(1, 17) if len(t := llm.tokenize(b" " * k, add_bos=False)) == 1]
+            self._in_string = self._escaped = False
         self.refused = 0
         """Tokens the grammar refused, each drawn again under it."""
         self.full_passes = 0
@@ -114,10 +122,17 @@ class LazyGrammarSampler:
         one: Any = self._one  # ctypes fields take plain ints and floats
         one.id, one.logit, self._single.size, self._single.selected = token, 1.0, 1, -1
         c.llama_sampler_apply(self.grammar, ctypes.byref(self._single))
-        if math.isinf(one.logit):
+        if math.isinf(one.logit) or (token in self._spaces and not self._in_string):
             self.refused += 1
             token = self._resample(index)
         c.llama_sampler_accept(self.grammar, token)
+        for char in self.llm.detokenize([token]).decode(errors="replace"):
+            if self._escaped:
+                self._escaped = False
+            elif char == "\\":
+                self._escaped = self._in_string
+            elif char == '"':
+                self._in_string = not self._in_string
         return token
 
     def _resample(self, index: int) -> int:
@@ -130,13 +145,18 @@ class LazyGrammarSampler:
             self._narrow = c.llama_sampler_init_top_k(self.NARROW_CANDIDATES)
         logits = np.ctypeslib.as_array(c.llama_get_logits_ith(llm._ctx.ctx, index), shape=(llm.n_vocab(),))
         candidates, array = self._all.candidates, ctypes.byref(self._all.candidates)
-        self._all.copy_logits(logits)
-        c.llama_sampler_apply(self._narrow, array)  # the likeliest, sorted, in place
-        c.llama_sampler_apply(self.grammar, array)
-        if np.isinf(self._all.candidates_data.logit[: candidates.size]).all():
-            self.full_passes += 1
-            self._all.copy_logits(logits)
+        banned = logits.copy()
+        banned[self._spaces] = -math.inf
+        for free in (logits,) if self._in_string else (banned, logits):  # unbanned if nothing else fits
+            self._all.copy_logits(free)
+            c.llama_sampler_apply(self._narrow, array)  # the likeliest, sorted, in place
             c.llama_sampler_apply(self.grammar, array)
+            if np.isinf(self._all.candidates_data.logit[: candidates.size]).all():
+                self.full_passes += 1
+                self._all.copy_logits(free)
+                c.llama_sampler_apply(self.grammar, array)
+            if not np.isinf(self._all.candidates_data.logit[: candidates.size]).all():
+                break
         candidates.sorted = False  # refused tokens, now -inf, may lead: the chain sorts again
         candidates.selected = -1
         c.llama_sampler_apply(self.chain.sampler, array)

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agent.core.grammar import tool_call_grammar
+from agent.core.grammar import answer_grammar, tool_call_grammar
 from agent.core.parse import BadCall, ParsedCall, StreamParser
 from agent.core.records import Call
 from agent.core.transcript import Message, Segment, tojson
@@ -136,6 +136,11 @@ class ChatFormat:
     def grammar(self, tools: Tools, *, opened: bool) -> str | None:
         """GBNF for the call body once the opener is written (`opened`), or with it (a forced call)."""
         return tool_call_grammar(tools, opened=opened)
+
+    def answer_grammar(self) -> str | None:
+        """GBNF for an answer that opens no call and writes no tag, or None where the family's call
+        opener is no tag (then a call in the final turn only ends it)."""
+        return answer_grammar() if self.call_open.startswith("<") else None
 
 
 def json_call(raw: str, key: str, shape: str) -> ParsedCall | BadCall:
