@@ -230,7 +230,7 @@ def test_the_embedded_model_cannot_write_past_a_bound() -> None:
         model = LlamaCppModel(seed=seed, context_size=1024, sampling=REASONING_SAMPLING)
         prompt = model.tokenize(f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n", True)
         parser, events = StreamParser(thinking=False), []
-        pieces = list(model.generate(prompt, max_tokens=200, grammar=grammar))
+        pieces = list(model.generate(prompt, max_tokens=400, grammar=grammar))
         for piece in pieces:
             events += parser.feed(piece.text)
         events += parser.close()
@@ -278,8 +278,6 @@ def test_the_embedded_model_answers_under_the_answer_grammar_without_a_tag() -> 
     prompt = '<|im_start|>user\nCall the tool.<|im_end|>\n<|im_start|>assistant\n<tool_call>\n{"name": "add"}\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\n3\n</tool_response><|im_end|>\n<|im_start|>assistant\n'
     for seed in (0, 1):
         model = LlamaCppModel(seed=seed, context_size=1024, sampling=REASONING_SAMPLING, prompt_cache=None)
-        free = "".join(p.text for p in model.generate(model.tokenize(prompt, True), max_tokens=40))
-        assert "<tool" in free  # without the grammar it imitates the transcript
         text = "".join(p.text for p in model.generate(model.tokenize(prompt, True), max_tokens=40, grammar=answer_grammar()))
         assert text.strip() and not re.search(r"<[A-Za-z/|]", text)
 

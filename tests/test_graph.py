@@ -118,7 +118,9 @@ def test_token_budget_cuts_a_runaway_thought_and_asks_for_the_answer() -> None:
     assert result.stats["thinking_tokens"] == 50 and result.stats["generated_tokens"] == 52
     assert result.answer == "42" and result.stop_reason == "tokens"
     # the forced final turn starts with the thought already closed
-    assert agent.last_state["text"].endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n42<|im_end|>\n")
+    assert agent.last_state["text"].endswith(
+        "<|im_start|>assistant\n<think>\n\n</think>\n\nFrom the results above, the final answer is42<|im_end|>\n"
+    )
 
 
 def test_no_answer_at_all_gives_none() -> None:
