@@ -275,10 +275,16 @@ def test_the_embedded_model_answers_under_the_answer_grammar_without_a_tag() -> 
     from agent.models.llama_cpp import LlamaCppModel
     from agent.models.protocol import REASONING_SAMPLING
 
-    prompt = '<|im_start|>user\nCall the tool.<|im_end|>\n<|im_start|>assistant\n<tool_call>\n{"name": "add"}\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\n3\n</tool_response><|im_end|>\n<|im_start|>assistant\n'
+    prompt = (
+        '<|im_start|>user\nCall the tool.<|im_end|>\n<|im_start|>assistant\n<tool_call>\n{"name": "add"}\n'
+        "</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\n3\n</tool_response><|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
     for seed in (0, 1):
         model = LlamaCppModel(seed=seed, context_size=1024, sampling=REASONING_SAMPLING, prompt_cache=None)
-        text = "".join(p.text for p in model.generate(model.tokenize(prompt, True), max_tokens=40, grammar=answer_grammar()))
+        text = "".join(
+            p.text for p in model.generate(model.tokenize(prompt, True), max_tokens=40, grammar=answer_grammar())
+        )
         assert text.strip() and not re.search(r"<[A-Za-z/|]", text)
 
 
@@ -302,7 +308,9 @@ def test_the_sampler_writes_a_layout_space_with_the_token_after_it() -> None:
     grammar = tool_call_grammar(Registry([note]).schemas(), opened=False)
     model = LlamaCppModel(seed=0, context_size=1024, prompt_cache=None)
     space = model.tokenize(" ", False)
-    prompt = model.tokenize("<|im_start|>user\nWrite a note saying hello, twice.<|im_end|>\n<|im_start|>assistant\n", True)
+    prompt = model.tokenize(
+        "<|im_start|>user\nWrite a note saying hello, twice.<|im_end|>\n<|im_start|>assistant\n", True
+    )
     pieces = list(model.generate(prompt, max_tokens=300, grammar=grammar))
     text = "".join(p.text for p in pieces)
     events = StreamParser(thinking=False).feed(text)

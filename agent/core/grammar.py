@@ -98,7 +98,9 @@ def tool_call_grammar(tools: Sequence[dict[str, Any]], *, opened: bool = True) -
     more = f'("\\n{CALL_OPEN}" {one}){{0,{MAX_CALLS_PER_TURN - 1}}}'
     first = one if opened else f'"\\n"? "\\n"? "{CALL_OPEN}" {one}'
     rules = [BOUNDED_PRIMITIVES.get(line.split(" ::= ")[0], line) for line in converter.format_grammar().splitlines()]
-    return "\n".join([f"root ::= {first} {more}", *(laid_out(r, strings) for r in rules if not r.startswith("space ::="))])
+    return "\n".join(
+        [f"root ::= {first} {more}", *(laid_out(r, strings) for r in rules if not r.startswith("space ::="))]
+    )
 
 
 def laid_out(rule: str, strings: set[str]) -> str:
@@ -143,7 +145,7 @@ def answer_grammar() -> str:
     call there (or imitate a tool response, as the embedded model does) wrote no answer at all.
     A `<` stays possible where no tag can start: before a space, a digit, `=`, `.` or `-`.
     """
-    return '\n'.join(
+    return "\n".join(
         [
             'root ::= [ \\n]{0,2} [^< \\t\\n] (text | "<" [ 0-9=.-])*',
             "text ::= [^<]",
