@@ -16,6 +16,7 @@ from pydantic import Field
 
 from agent.core.grammar import MAX_CALLS_PER_TURN, answer_grammar, tool_call_grammar
 from agent.core.policy import is_control_text
+from agent.models.scripted import ScriptedModel
 from tools import ArgumentError, Registry, default_tools, tool
 from tools.registry import DEFAULT_MAX_ITEMS, DEFAULT_MAX_LENGTH
 
@@ -254,6 +255,7 @@ def test_the_final_turn_is_generated_under_a_grammar_that_opens_no_call_and_is_b
     agent = scripted([again, again, again, "2"])
     result = agent.run("?")
     model = agent.model
+    assert isinstance(model, ScriptedModel)
     assert result.stop_reason == "repetition" and result.answer == "2"
     assert model.grammars[-1] == answer_grammar() and all(g != answer_grammar() for g in model.grammars[:-1])
     final_prompt = "".join(map(chr, model.prompts[-1]))

@@ -48,7 +48,7 @@ def test_a_full_disk_during_a_trace_keeps_the_answer_and_whole_lines(full_disk: 
     filler.write_bytes(b"\0" * 40_000)  # leave room for a few lines only
     path = full_disk / "run.jsonl"
     tracer = Tracer(path, command="solve")
-    answer = "A long answer. " * 2000
+    answer = " ".join(f"Step {i}." for i in range(3000))  # long, and no loop: the loop stop would end it
     agent = tracer.attach(Agent(ScriptedModel([answer]), [], tool_choice="none", max_tokens=100_000))
     result = agent.run("go")
     tracer.close()

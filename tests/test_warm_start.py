@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from agent.core.grammar import tool_call_grammar
-from agent.models.llama_cpp import LazyGrammarSampler, LlamaCppModel
+from agent.models.lazy_grammar import LazyGrammarSampler
+from agent.models.llama_cpp import LlamaCppModel
 from agent.models.prompt_cache import PromptCache
 from agent.models.protocol import Sampling
 from tools import Registry, tool

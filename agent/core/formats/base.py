@@ -175,7 +175,7 @@ def json_rules(tools: Tools) -> tuple[list[str], list[str]]:
     for i in range(len(tools)):
         kv = ("call" if len(tools) == 1 else f"call-{i}") + "-arguments-kv ::= "
         line = next(r for r in rules if r.startswith(kv))
-        names.append(line.rsplit('":" space ', 1)[1].strip())
+        names.append(line.split()[-1])  # the arguments' rule ends its key-value rule
     return names, rules
 
 
