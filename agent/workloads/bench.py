@@ -284,7 +284,7 @@ def _run(
             )
 
     def do_parallel() -> None:
-        # A model of its own: 8 sequences of 2,048 tokens each in one unified KV cache.
+        # A model of its own: 8 sequences of 2,048 tokens each, each in a KV stream of its own.
         batched = LlamaCppModel(
             model_path, threads=threads, n_gpu_layers=n_gpu_layers, seed=0, prompt_cache=None,
             context_size=2048, sequences=8,
