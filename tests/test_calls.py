@@ -325,3 +325,35 @@ def test_the_sampler_writes_a_layout_space_with_the_token_after_it() -> None:
         written += p.text
     assert not spaces and text[at:].startswith(' "')
     assert re.search(r'"count": ?\d', text)
+
+
+@pytest.mark.model
+def test_a_string_closes_on_a_quote_of_its_own_and_the_whole_expression_is_passed() -> None:
+    """Inside a JSON string, tokens such as `)"` (content, then the closing quote) are refused:
+    drawn after `(48 / 6 + 7)`, `)"` cut the expression short of its `* 3` (answer 15, not 45)."""
+    from agent.api import Agent
+    from agent.models.lazy_grammar import _closing_with_content
+    from agent.models.llama_cpp import LlamaCppModel
+
+    model = LlamaCppModel(seed=0, prompt_cache=None)
+    closers = _closing_with_content(model.llm)
+    assert {model.tokenize(t, False)[0] for t in (')"', '."', ' "')} <= closers
+    assert not {model.tokenize(t, False)[0] for t in ('"', '"}', '",')} & closers
+    written: list[str] = []
+    generate = model.generate
+
+    def recorded(prompt, **options):  # type: ignore[no-untyped-def]
+        generation = generate(prompt, **options)
+        pieces = generation.pieces
+        generation.pieces = (written.append(p.text) or p for p in pieces)
+        return generation
+
+    model.generate = recorded  # type: ignore[method-assign]
+    result = Agent(model, default_tools(["calculator"])).run("What is (48 / 6 + 7) * 3?")
+    expression = "(48 / 6 + 7) * 3"
+    assert result.tool_calls and result.tool_calls[0].arguments == {"expression": expression}
+    text = "".join(written)
+    closing = text.index(f'"expression": "{expression}') + len(f'"expression": "{expression}')
+    starts = {sum(map(len, written[:k])) for k in range(len(written))}
+    assert closing in starts  # the closing quote opens a token
+    assert "45" in (result.answer or "")
