@@ -39,6 +39,12 @@ KV_CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
 MIN_SESSION_TOKENS = 32
 """A cached conversation at least this long is kept when another one takes the model."""
 
+FIRST_CELLS = 2048
+"""KV cells a model of one sequence starts with (the preamble and a first turn fit); it doubles
+them as a transcript needs, up to `context_size`. llama.cpp clears the whole cache when it makes
+it, so every cell costs memory from the start: 23 KB each for the embedded model in f16, 256 KB
+for QwQ-32B (8 GiB at 32k, for a one-line question)."""
+
 
 @dataclass(frozen=True)
 class _SessionState:
@@ -78,7 +84,9 @@ class LlamaCppModel:
             path: A GGUF path, a hub file (`Qwen/QwQ-32B-GGUF`, `Qwen/QwQ-32B-GGUF:Q8_0`,
                 `owner/repo/file.gguf`; from ModelScope with `modelscope:` before them), or None for
                 the embedded SmolLM2-135M-Instruct.
-            context_size: Context length in tokens (KV cache memory grows with it).
+            context_size: Context length in tokens. A model of one sequence allocates its KV
+                cache as the transcript grows (`FIRST_CELLS` first, doubled when full, up to
+                this), so memory follows what episodes use; several sequences take it all.
             n_gpu_layers: Layers to offload to the GPU; -1 offloads all.
             threads: CPU threads; defaults to every core this process may use.
             seed: Sampling seed, for reproducible runs; random when None.
@@ -93,8 +101,8 @@ class LlamaCppModel:
                 of its memory, with flash attention). f16 stays the default because llama.cpp's
                 CPU flash attention, which a quantized V cache needs, is slower here: the embedded
                 model on 2 busy cores, tokens/s against f16, generation / prompt: q8_0 0.80 / 0.84
-                at 300 tokens of context and 0.50 / 0.79 at 1,100; q4_0 0.86 / 0.54 at 300. At
-                the default 8192 tokens, q8_0 takes the process from 322 to 237 MB over the model.
+                at 300 tokens of context and 0.50 / 0.79 at 1,100; q4_0 0.86 / 0.54 at 300. A full
+                cache of 8192 cells takes 180 MiB in f16, 96 in q8_0, 51 in q4_0.
             sequences: Generations decoded together in shared batches (see
                 `agent.models.batching`), for episodes in several threads (`eval --workers`,
                 `samples`); each sequence may fill a whole `context_size`, so the KV cache
@@ -113,7 +121,7 @@ class LlamaCppModel:
         try:
             self.llm = Llama(
                 model_path=str(model_path),
-                n_ctx=context_size,
+                n_ctx=context_size if sequences > 1 else min(context_size, FIRST_CELLS),
                 type_k=kv_type,
                 type_v=kv_type,
                 flash_attn=kv_cache != "f16",
@@ -127,7 +135,7 @@ class LlamaCppModel:
                 f"could not load {model_path}: llama.cpp rejected it ({exc}); the file may be "
                 "truncated or corrupt, or need a newer llama-cpp-python: download it again"
             ) from None
-        self.context_size = self.llm.n_ctx()
+        self.context_size = max(context_size, self.llm.n_ctx())
         self._batcher: Batcher | None = None
         if sequences > 1:
             sequence_context(self.llm, sequences, self.context_size)
@@ -213,6 +221,7 @@ class LlamaCppModel:
         with self._lock:
             if ticket <= self._cancelled:
                 return
+            self._room(len(prompt) + 1)
             self._bring_back_session(prompt)
             warming, loaded = self._warm_start(prompt)
             reused = _replayed(common_prefix(self._cached(), prompt), len(prompt))
@@ -239,6 +248,7 @@ class LlamaCppModel:
                     yield Piece(token, text, end)
                     if end or count >= max_tokens:
                         return
+                    self._room(llm.n_tokens + 1)
                     llm.eval([token])
 
     def preamble(self, tokens: Sequence[int]) -> None:
@@ -353,10 +363,38 @@ class LlamaCppModel:
         if len(cached) - shared >= MIN_SESSION_TOKENS and self.session_states:
             self._sessions = [*self._sessions, _SessionState(cached, bytes(self._state()))][-self.session_states :]
         if best is not None:
+            self._room(len(best.tokens) + 1)
             data = (ctypes.c_uint8 * len(best.data)).from_buffer_copy(best.data)
             if llama_cpp.llama_state_seq_set_data(self.llm._ctx.ctx, data, len(best.data), 0):
                 self.llm.input_ids[: len(best.tokens)] = best.tokens
                 self.llm.n_tokens = len(best.tokens)
+
+    def _room(self, cells: int) -> None:
+        """Grow the KV cache of this one-sequence model to hold `cells` (doubling, up to
+        `context_size`): a new context, into which the cached tokens' state moves."""
+        import llama_cpp
+        import numpy as np
+        from llama_cpp import _internals
+
+        llm = self.llm
+        size = llm.n_ctx()
+        if cells <= size or size >= self.context_size:
+            return
+        while size < cells:
+            size *= 2
+        kept, length = bytes(self._state()), llm.n_tokens
+        params = type(llm.context_params).from_buffer_copy(llm.context_params)
+        params.n_ctx = min(size, self.context_size)
+        llm._ctx.close()  # its cache is freed before the larger one is allocated
+        context = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
+        llm._stack.enter_context(contextlib.closing(context))
+        llm._ctx, llm.context_params, llm._n_ctx = context, params, context.n_ctx()
+        ids = np.zeros(llm._n_ctx, dtype=np.intc)
+        ids[:length] = llm.input_ids[:length]
+        llm.input_ids = ids
+        data = (ctypes.c_uint8 * len(kept)).from_buffer_copy(kept)
+        if length and not llama_cpp.llama_state_seq_set_data(context.ctx, data, len(kept), 0):
+            raise ModelError("llama.cpp refused the KV state it had written, moving it to a larger cache")
 
     def reseed(self, seed: int) -> None:
         """Sample with another seed from now on (independent samples of one question).
@@ -376,6 +414,7 @@ class LlamaCppModel:
             "path": str(self.path),
             "size_bytes": self.size_bytes,
             "context_size": self.context_size,
+            "kv_cells": self.llm.n_ctx(),
             "sequences": self.sequences,
             "trained_context": None if trained is None else int(trained),
             "thinking": self.thinking,
