@@ -115,8 +115,11 @@ class Agent:
         """The thread of the last episode, which `resume` continues by default."""
         self.last_state: State = {}
         """The final state of the last episode (the winner's, with `samples`)."""
-        self.graph = build_graph(self.model, self.tools, self.settings, checkpointer)
-        """The compiled LangGraph graph: embed it as a subgraph or use its stream modes."""
+        self.graph = build_graph(self.model, self.tools, self.settings, checkpointer, durable=checkpointer is not None)
+        """The compiled LangGraph graph: embed it as a subgraph or use its stream modes.
+
+        Without a checkpointer a step's calls run inside it; for a call checkpointed on its own
+        under a parent's checkpointer, embed `agent.core.graph.build_graph(..., durable=True)`."""
 
     def derive(self, tools: Iterable[Tool | Callable[..., Any]] | None = None, **options: Any) -> Agent:
         """An agent on this one's model, checkpointer and observers, with other tools or options.

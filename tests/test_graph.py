@@ -214,3 +214,21 @@ def test_step_finished_reports_costs() -> None:
     steps = [e for e in agent.stream("?") if isinstance(e, StepFinished)]
     assert [s.step for s in steps] == [1, 2]
     assert steps[1].prompt_reused > 0 and steps[0].generated == len(call("add", a=1, b=2))
+
+
+def test_without_a_checkpointer_calls_run_in_the_step_that_wrote_them() -> None:
+    from agent.core.graph import build_graph
+
+    turns = [call("add", a=1, b=2) + call("add", a=3, b=4), call("add", a=5, b=6), "Done: 3, 7, 11."]
+    plain = agent_for(list(turns))
+    assert plain.checkpointer is None
+    durable = build_graph(ScriptedModel(list(turns)), plain.tools, plain.settings, durable=True)
+    nodes = {}
+    for name, graph in (("plain", plain.graph), ("durable", durable)):
+        chunks = list(graph.stream({"question": "Add them."}, stream_mode="updates"))
+        nodes[name] = [node for chunk in chunks for node in chunk]
+        last = {k: v for chunk in chunks for update in chunk.values() for k, v in (update or {}).items()}
+        assert [c.output for c in last["tool_calls"]] == ["3", "7", "11"] and last["answer"] == "Done: 3, 7, 11."
+    # A superstep per call only where a checkpointer could keep the finished one.
+    assert nodes["plain"] == ["start", "reason", "reason", "reason"]
+    assert nodes["durable"] == ["start", "reason", "act", "act", "reason", "act", "reason"]

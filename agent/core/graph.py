@@ -5,8 +5,10 @@
 `start` opens an episode by appending the question to the transcript (after the system prompt,
 tool list and few-shot example when the conversation is new). `reason` lets the model write one
 assistant turn: free text while it thinks, a grammar once it opens `<tool_call>`. `act` runs the
-calls and appends their observations. When a budget runs out, the next `reason` asks for the
-final answer instead of raising. The transcript only ever grows (see `agent.transcript`).
+calls and appends their observations, one call per superstep so that a checkpointer keeps each
+finished one; with nothing to keep them (no checkpointer) they run in the step that wrote them.
+When a budget runs out, the next `reason` asks for the final answer instead of raising. The
+transcript only ever grows (see `agent.transcript`).
 
 The graph holds no model state: the model and tools are closed over, the transcript is in the
 state, so a checkpointer can persist an episode step by step. Budget and prompt policy are
@@ -23,7 +25,7 @@ from typing import Any, TypedDict
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import get_runtime
-from langgraph.types import interrupt
+from langgraph.types import Command, interrupt
 
 import prompts
 from agent.core.formats import for_template
@@ -105,10 +107,15 @@ def run_graph(graph: Any, graph_input: Any, config: dict[str, Any], sinks: Sinks
     return iter(graph.stream(graph_input, config, stream_mode=["values"], context=Events(sinks), **options))
 
 
-def build_graph(model: Model, registry: Registry, settings: Settings, checkpointer: Any = None) -> Any:
+def build_graph(
+    model: Model, registry: Registry, settings: Settings, checkpointer: Any = None, *, durable: bool = True
+) -> Any:
     """Compile the agent's state machine for one model, one set of tools and one configuration.
 
-    `settings` come resolved from the facade (`agent.api`): its None defaults filled in.
+    `settings` come resolved from the facade (`agent.api`): its None defaults filled in. With
+    `durable=False` (an agent without a checkpointer: nothing persists between steps) the calls run
+    inside the step that wrote them, saving LangGraph a superstep per call; with True each call is
+    a step of its own, checkpointed before the next starts, as a server's checkpointer needs.
     """
     budget, approval = settings.budget, settings.approval
     tool_choice = settings.tool_choice or "auto"
@@ -308,18 +315,41 @@ def build_graph(model: Model, registry: Registry, settings: Settings, checkpoint
             "untrusted": untrusted,
         }
 
-    def route(state: State) -> str:
-        return "act" if state["pending"] else END if state["done"] else "reason"
+    def after_reason(update: State) -> str:
+        return "act" if update["pending"] else END if update.get("done") else "reason"
+
+    def after_act(update: State) -> str:
+        return "act" if update["pending"] else "reason"
+
+    def reason_and_act(state: State) -> State:
+        update = reason(state)
+        while update["pending"]:
+            update |= act({**state, **update})
+        return update
 
     graph = StateGraph(State)
     graph.add_node("start", start)
-    graph.add_node("reason", reason)
-    graph.add_node("act", act)
+    reason_node = routed(reason if durable else reason_and_act, after_reason)
+    graph.add_node("reason", reason_node, destinations=("act", "reason", END))
+    graph.add_node("act", routed(act, after_act), destinations=("act", "reason"))
     graph.add_edge(START, "start")
     graph.add_edge("start", "reason")
-    graph.add_conditional_edges("reason", route, ["act", "reason", END])
-    graph.add_conditional_edges("act", lambda state: "act" if state["pending"] else "reason", ["act", "reason"])
     return graph.compile(checkpointer=checkpointer)
+
+
+def routed(node: Callable[[State], State], route: Callable[[State], str]) -> Callable[[State], Command]:
+    """`node`, choosing the next node from its own update.
+
+    A conditional edge would read the whole state back after every step, a cost of every step of
+    every episode; each node's update already holds the keys its route reads.
+    """
+
+    def run(state: State) -> Command:
+        update = node(state)
+        return Command(update=update, goto=route(update))
+
+    run.__name__ = node.__name__
+    return run
 
 
 def usage_of(state: State) -> Usage:

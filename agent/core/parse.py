@@ -99,19 +99,30 @@ class StreamParser:
         self._content_started = False
         self.thought_expected = False
         """The model opens its thought itself (the prompt did not): a forced call waits for it."""
+        # Most pieces hold no character a tag could begin with: they are settled without a search.
+        self._starts = {mode: {t[:1] for t in self._tags(mode)} for mode in ("think", "content", "call")}
 
-    def _tags(self) -> tuple[str, ...]:
-        if self.mode == "call":
+    def _tags(self, mode: str | None = None) -> tuple[str, ...]:
+        mode = mode or self.mode
+        if mode == "call":
             return (self.call_close,)
-        if self.mode == "think":
+        if mode == "think":
             return (self.think_close, self.call_open) if self.calls_in_thought else (self.think_close,)
         opening = (self.think_open,) if self.think_open else ()
         return (*((self.call_open,) if self.calls else ()), *opening, *self.silent)
 
     def feed(self, text: str) -> list[Parsed]:
         """Take the next piece of generated text; return what it settles."""
+        held = len(self._pending)
         self._pending += text
         events: list[Parsed] = []
+        if self.mode == "call":  # the closer can only end in the new text
+            if self.call_close not in self._pending[max(0, held - len(self.call_close) + 1) :]:
+                return events
+        elif not held and not any(c in text for c in self._starts[self.mode]):
+            self._pending = ""
+            self._emit(text, events)
+            return events
         while True:
             hits = [(self._pending.find(t), t) for t in self._tags() if t in self._pending]
             if not hits:

@@ -132,10 +132,11 @@ class Turn:
                 call_tokens = call_tokens + 1 if kind == "call" else 0
                 opened = False
                 for event in self.parser.feed(piece.text):
+                    if isinstance(event, CallOpened):
+                        opened = True
+                        if grammar is None and open_grammar:
+                            grammar, restart = open_grammar, True
                     self._take(event)
-                    opened = opened or isinstance(event, CallOpened)
-                    if isinstance(event, CallOpened) and grammar is None and open_grammar:
-                        grammar, restart = open_grammar, True
                 if self.repeated or (opened and self.stop_at_call) or (kind != "call" and self._looping()):
                     restart = False
                     break
