@@ -82,6 +82,9 @@ class Agent:
         model_options = {k: options.pop(k) for k in MODEL_OPTIONS if k in options}
         wanted = (settings or Settings()).with_options(**options)
         self.tools = Registry(default_tools() if tools is None else tools)
+        for each in self.tools.values():  # slow starts (the calculator's sympy) overlap the model's load
+            if each.prepare is not None:
+                each.prepare()
         problem = tool_choice_problem(wanted.tool_choice, list(self.tools))
         if problem:  # before a model loads for seconds
             raise ValueError(f"tool_choice {problem}")

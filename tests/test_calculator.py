@@ -326,3 +326,16 @@ def test_registered_as_calculator_tool() -> None:
     assert calculator.parameters["required"] == ["expression"]
     assert "exact" in calculator.description
     assert calculator.invoke({"expression": "6*7"}) == "42"
+
+
+def test_an_agent_with_the_calculator_starts_its_worker_before_the_first_call() -> None:
+    from agent import Agent
+    from agent.models.scripted import ScriptedModel
+
+    calc._worker.stop()
+    assert calc._worker.pid is None
+    Agent(ScriptedModel([]), [calculator], examples=())
+    pid = calc._worker.pid
+    assert pid is not None and os.path.exists(f"/proc/{pid}")  # a child importing sympy, not yet asked
+    assert calc._worker.greeting is None
+    assert calculate("2^10") == "1024" and calc._worker.pid == pid  # the first call uses that child

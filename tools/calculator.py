@@ -12,10 +12,10 @@ is normalised as text (`calc_unicode`, `calc_text`), parsed with `ast`, and an a
 `calc_functions`, and plain symbols. Anything else is refused with `ToolError`.
 
 Bounded: evaluation runs in one long-lived child process (`calc_worker`, driven through
-`tools.worker`; started on first use, restarted after a timeout or crash) under a wall-clock
-timeout and an address-space cap; obvious bombs (towers of powers, huge factorials) are refused
-before they are computed. Requests and answers cross the pipe as JSON text, never as pickles.
-Importing this module does not import sympy.
+`tools.worker`; started when an agent with the tool is built or on first use, restarted after a
+timeout or crash) under a wall-clock timeout and an address-space cap; obvious bombs (towers of
+powers, huge factorials) are refused before they are computed. Requests and answers cross the
+pipe as JSON text, never as pickles. Importing this module does not import sympy.
 
 It does not: keep variables between calls, plot, do statistics or numeric root finding, accept
 LaTeX beyond arithmetic (`\\frac`, `\\sqrt`, `\\binom`, `\\cdot`, ...), or run on Windows (the
@@ -24,7 +24,9 @@ worker needs POSIX pipes and `resource`).
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -96,4 +98,10 @@ def calculate(expression: Annotated[str, Field(max_length=CALL_MAX_CHARS, patter
     return str(answer["result"])
 
 
-calculator = tool(name="calculator")(calculate)
+def _start() -> None:
+    """The worker's sympy import (about 0.5 s) runs while the model writes the first call."""
+    with contextlib.suppress(StartFailed):  # the first call says so
+        _worker.start()
+
+
+calculator = replace(tool(name="calculator")(calculate), prepare=_start)

@@ -83,6 +83,9 @@ class Tool:
     """Whether its output is text from outside (the web) that may try to steer the model."""
     runs_code: bool = False
     """Whether it runs code the model wrote (isolated, but text from the web could steer it)."""
+    prepare: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    """Begins a slow start in the background (a process that imports a library) and returns at
+    once, never raising; an agent calls it when it is built, so the first call waits less."""
     _model: type[pydantic.BaseModel] = field(repr=False, compare=False, default=pydantic.BaseModel)
 
     def schema(self) -> dict[str, Any]:
@@ -168,7 +171,7 @@ def tool(
         for prop in parameters.get("properties", {}).values():
             prop.pop("title", None)
         parameters = with_bounds(parameters)
-        return Tool(tool_name, description, parameters, fn, needs_approval, untrusted, runs_code, model)
+        return Tool(tool_name, description, parameters, fn, needs_approval, untrusted, runs_code, _model=model)
 
     return build if function is None else build(function)
 
