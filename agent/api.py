@@ -82,9 +82,7 @@ class Agent:
         model_options = {k: options.pop(k) for k in MODEL_OPTIONS if k in options}
         wanted = (settings or Settings()).with_options(**options)
         self.tools = Registry(default_tools() if tools is None else tools)
-        for each in self.tools.values():  # slow starts (the calculator's sympy) overlap the model's load
-            if each.prepare is not None:
-                each.prepare()
+        self.tools.prepare()  # slow starts (the calculator's sympy) overlap the model's load
         problem = tool_choice_problem(wanted.tool_choice, list(self.tools))
         if problem:  # before a model loads for seconds
             raise ValueError(f"tool_choice {problem}")
@@ -119,10 +117,8 @@ class Agent:
         self.last_state: State = {}
         """The final state of the last episode (the winner's, with `samples`)."""
         self.graph = build_graph(self.model, self.tools, self.settings, checkpointer, durable=checkpointer is not None)
-        """The compiled LangGraph graph: embed it as a subgraph or use its stream modes.
-
-        Without a checkpointer a step's calls run inside it; for a call checkpointed on its own
-        under a parent's checkpointer, embed `agent.core.graph.build_graph(..., durable=True)`."""
+        """The compiled LangGraph graph: embed it as a subgraph or use its stream modes (without a
+        checkpointer, calls run in their step: under a parent's, embed `build_graph(durable=True)`)."""
 
     def derive(self, tools: Iterable[Tool | Callable[..., Any]] | None = None, **options: Any) -> Agent:
         """An agent on this one's model, checkpointer and observers, with other tools or options.

@@ -192,6 +192,12 @@ class Registry(Mapping[str, Tool]):
         self._tools[made.name] = made
         return made
 
+    def prepare(self) -> None:
+        """Begin each tool's slow start (`Tool.prepare`) in the background."""
+        for each in self._tools.values():
+            if each.prepare is not None:
+                each.prepare()
+
     def __getitem__(self, name: str) -> Tool:
         return self._tools[name]
 
