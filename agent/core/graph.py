@@ -315,11 +315,8 @@ def build_graph(
             "untrusted": untrusted,
         }
 
-    def after_reason(update: State) -> str:
+    def route(update: State) -> str:  # only `reason` ends an episode (`done`)
         return "act" if update["pending"] else END if update.get("done") else "reason"
-
-    def after_act(update: State) -> str:
-        return "act" if update["pending"] else "reason"
 
     def reason_and_act(state: State) -> State:
         update = reason(state)
@@ -329,9 +326,8 @@ def build_graph(
 
     graph = StateGraph(State)
     graph.add_node("start", start)
-    reason_node = routed(reason if durable else reason_and_act, after_reason)
-    graph.add_node("reason", reason_node, destinations=("act", "reason", END))
-    graph.add_node("act", routed(act, after_act), destinations=("act", "reason"))
+    graph.add_node("reason", routed(reason if durable else reason_and_act, route), destinations=("act", "reason", END))
+    graph.add_node("act", routed(act, route), destinations=("act", "reason"))
     graph.add_edge(START, "start")
     graph.add_edge("start", "reason")
     return graph.compile(checkpointer=checkpointer)
@@ -348,7 +344,6 @@ def routed(node: Callable[[State], State], route: Callable[[State], str]) -> Cal
         update = node(state)
         return Command(update=update, goto=route(update))
 
-    run.__name__ = node.__name__
     return run
 
 
