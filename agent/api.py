@@ -12,12 +12,14 @@ This module does not contain the loop itself (`agent.core.graph`), nor any promp
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import threading
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import prompts
@@ -25,6 +27,7 @@ from agent.core.graph import Sinks, State, build_graph, recursion_limit, run_gra
 from agent.core.outcome import to_result, vote
 from agent.core.policy import could_wait, default_hint
 from agent.core.records import ApprovalRequested, Call, Event, Final, Result
+from agent.core.relay import relayed
 from agent.core.settings import Settings, tool_choice_problem
 from agent.core.transcript import Message
 from agent.models.families import thinks
@@ -33,18 +36,7 @@ from agent.models.protocol import Model
 from agent.observers import Observer
 from tools import Registry, Tool, default_tools
 
-MODEL_OPTIONS = (
-    "context_size",
-    "n_gpu_layers",
-    "threads",
-    "seed",
-    "sampling",
-    "thinking",
-    "session_states",
-    "prompt_cache",
-    "kv_cache",
-    "sequences",
-)
+MODEL_OPTIONS = tuple(inspect.signature(LlamaCppModel).parameters)[1:]  # all but the path
 """Options of `LlamaCppModel`, taken when the agent loads the model itself."""
 
 
@@ -135,12 +127,9 @@ class Agent:
         )
 
     def run(self, question: str, **config: Any) -> Result:
-        """Answer `question`, as `stream` does, but on the calling thread: nobody reads its events
-        as they come, so its nodes tell the observers (`stream` passes each between threads)."""
+        """Answer `question`, as `stream` does, and wait for the answer: its nodes tell the observers."""
         history, session, tainted = (config.pop(k, None) for k in ("history", "session", "tainted"))
-        return _final(
-            self._observed(question, lambda sinks: self._stream(question, history, session, tainted, config, sinks))
-        )
+        return _final(self._observed(question, partial(self._stream, question, history, session, tainted, config)))
 
     def stream(
         self,
@@ -160,7 +149,7 @@ class Agent:
         approval ends the stream with an `ApprovalRequested` event and a `Final` whose result
         has `stop_reason="approval"`.
         """
-        return self._observed(question, lambda sinks: self._stream(question, history, session, tainted, config, None))
+        return self._observed(question, partial(self._stream, question, history, session, tainted, config), relay=True)
 
     def _stream(
         self, question: str, history: State | None, session: str | None, tainted: bool, config: dict, sinks: Sinks
@@ -190,13 +179,13 @@ class Agent:
             episode_config = agent._config(sample_config, thread)
             if session is not None and agent.graph.get_state(episode_config).next:
                 raise ValueError(f"session {session!r} has an unfinished episode: resume it first")
-            return (yield from agent._episode(state, episode_config, direct=sinks))
+            return (yield from agent._episode(state, episode_config, sinks))
 
         # On a model that decodes several sequences at once, the later samples run meanwhile, each
         # on a twin of this agent in a thread; their events follow the first sample's, in order.
         at_once = samples > 1 and self.model.parallel
         pool = ThreadPoolExecutor(samples - 1, thread_name_prefix="sample") if at_once else None
-        later = [pool.submit(_collected, episode(s, self.copy(), None)) for s in range(1, samples)] if pool else []
+        later = [pool.submit(_collected, partial(episode, s, self.copy())) for s in range(1, samples)] if pool else []
         results: list[Result] = []
         states: list[State] = []
         try:
@@ -260,10 +249,12 @@ class Agent:
         if not snapshot.next:
             raise ValueError(f"session {thread!r} has no unfinished episode to resume")
         question = str(snapshot.values.get("question", ""))
-        return self._observed(question, lambda sinks: self._resume(snapshot, approve, edited_arguments, episode_config))
+        return self._observed(
+            question, partial(self._resume, snapshot, approve, edited_arguments, episode_config), relay=True
+        )
 
     def _resume(
-        self, snapshot: Any, approve: bool | None, edited: dict[str, Any] | None, config: dict[str, Any]
+        self, snapshot: Any, approve: bool | None, edited: dict[str, Any] | None, config: dict[str, Any], sinks: Sinks
     ) -> Iterator[Event]:
         graph_input: Any = None  # None continues after the last checkpoint
         thread = config["configurable"]["thread_id"]
@@ -279,16 +270,23 @@ class Agent:
             # it unasked. So that one call runs under "always", then this agent's policy goes on.
             always = replace(self.settings, approval="always")
             strict = build_graph(self.model, self.tools, always, self.checkpointer)
-            yield from self._episode(graph_input, config, strict, interrupt_after=["act"])
+            yield from self._episode(graph_input, config, sinks, strict, interrupt_after=["act"])
             graph_input = None
-        final, request = yield from self._episode(graph_input, config)
+        final, request = yield from self._episode(graph_input, config, sinks)
         result = to_result(final)
         yield Final(result if request is None else replace(result, stop_reason="approval", approval=request))
 
-    def _observed(self, question: str, episode: Callable[[Sinks], Iterator[Event]]) -> Iterator[Event]:
-        """The one place observers hear of an episode: each event before the caller gets it."""
+    def _observed(
+        self, question: str, episode: Callable[[Sinks], Iterator[Event]], relay: bool = False
+    ) -> Iterator[Event]:
+        """The one place observers hear of an episode: each event before the caller gets it.
+
+        Without `relay` the nodes tell the observers theirs themselves (nobody else reads them);
+        with it each reaches the caller's loop as it comes, on the caller's thread.
+        """
         sinks = [observer.episode(question, self.model) for observer in self.observers]
-        for event in episode(sinks):  # the nodes of `run` tell `sinks` theirs themselves
+        events = relayed(lambda emit: episode([emit])) if relay else episode(sinks)
+        for event in events:
             for sink in sinks:
                 sink(event)
             yield event
@@ -307,7 +305,7 @@ class Agent:
         return {**config, "configurable": configurable}
 
     def _episode(
-        self, graph_input: Any, config: dict[str, Any], graph: Any = None, direct: Sinks = None, **options: Any
+        self, graph_input: Any, config: dict[str, Any], sinks: Sinks, graph: Any = None, **options: Any
     ) -> Generator[Event, None, tuple[State, Any]]:
         """Run the graph until it ends or pauses; returns its state and the pending approval, if any."""
         final: State = {}
@@ -316,11 +314,8 @@ class Agent:
         # (or at a pause for approval).
         durability = self._durability if self.checkpointer is not None else None
         graph = graph or self.graph
-        for mode, chunk in run_graph(graph, graph_input, config, direct, durability=durability, **options):
-            if mode == "custom":
-                yield chunk
-            else:
-                final = chunk
+        for final in run_graph(graph, graph_input, config, sinks, durability=durability, **options):  # noqa: B007
+            pass  # the last state is the episode's
         request = None
         if self.checkpointer is not None:
             # The thread's latest state: a config naming a checkpoint (see `rewind`) would read that one.
@@ -373,12 +368,15 @@ class Agent:
         return Chat(self, session)
 
 
-def _collected(episode: Generator[Event, None, tuple[State, Any]]) -> tuple[list[Event], tuple[State, Any]]:
+def _collected(
+    episode: Callable[[Sinks], Generator[Event, None, tuple[State, Any]]],
+) -> tuple[list[Event], tuple[State, Any]]:
     """Run an episode to its end: its events, and what it returned."""
     events: list[Event] = []
+    running = episode([events.append])
     while True:
         try:
-            events.append(next(episode))
+            events.append(next(running))
         except StopIteration as stop:
             return events, stop.value
 

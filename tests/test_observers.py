@@ -83,9 +83,9 @@ def test_a_thinking_function_model_continues_its_turn_after_a_grammar_switch() -
     assert len(model.prompts) == 3  # thought, then the call body under the grammar, then the answer
 
 
-def test_a_run_tells_the_observers_what_a_stream_yields_without_leaving_the_callers_thread() -> None:
-    """`run` has no reader of its events, so nothing hands them between threads: the tool runs on
-    the caller's thread, and the observers still get every event of the episode, in order."""
+def test_a_run_tells_the_observers_what_a_stream_yields_and_neither_leaves_the_callers_thread() -> None:
+    """`run` has no reader of its events and `stream` relays each to its reader on the same thread:
+    the tools run on the caller's thread either way, and the observers get every event, in order."""
     import threading
 
     threads: list[int] = []
@@ -104,7 +104,7 @@ def test_a_run_tells_the_observers_what_a_stream_yields_without_leaving_the_call
     script = [call("where", a=2, b=3), call("where", a=5, b=1), "6"]
     events = list(Agent(ScriptedModel(script), [where], examples=(), observers=[streamed]).stream("2 + 3 + 1?"))
     result = Agent(ScriptedModel(script), [where], examples=(), observers=[ran]).run("2 + 3 + 1?")
-    assert threads[0] != threading.get_ident() and threads[2:] == [threading.get_ident()] * 2
+    assert threads == [threading.get_ident()] * 4
     assert result.answer == "6" and len(result.tool_calls) == 2
     [(_, seen)], [(_, told)] = streamed.episodes, ran.episodes
     assert seen == events

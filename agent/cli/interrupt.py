@@ -1,9 +1,10 @@
 """Ctrl-C that stops a generation within a token: the SIGINT handler of the agent commands.
 
-The model's token loop may run in a LangGraph worker thread, which a `KeyboardInterrupt` in the
-main thread never reaches: the handler first cancels the model's generations (models that have
-a `cancel()` method), then raises `KeyboardInterrupt` as Python's own handler does. The worker
-then ends its step at once instead of generating until its budget.
+The model's token loop may run in another thread (a parallel sample's, a batch worker's, the
+model's own batcher), which a `KeyboardInterrupt` in the main thread never reaches: the handler
+first cancels the model's generations (models that have a `cancel()` method), then raises
+`KeyboardInterrupt` as Python's own handler does. That thread then ends its step at once instead
+of generating until its budget.
 
 This module installs the handler; it decides nothing about exit codes or what is printed.
 """

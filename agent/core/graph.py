@@ -73,15 +73,15 @@ class State(TypedDict, total=False):
     verify_from: int
 
 
-Sinks = list[Callable[[Any], None]] | None
-"""Where a run's events go (`run_graph`); None: LangGraph's "custom" stream."""
+Sinks = list[Callable[[Any], None]]
+"""Where a run's events go (`run_graph`), in order."""
 
 
 @dataclass(frozen=True)
 class Events:
     """The sinks of a run's events, given as its LangGraph context: the nodes call them directly."""
 
-    sinks: list[Callable[[Any], None]]
+    sinks: Sinks
 
     def emit(self, event: Any) -> None:
         """Hand `event` to each sink, in order, on the node's thread."""
@@ -90,21 +90,19 @@ class Events:
 
 
 def writer() -> Callable[[Any], None]:
-    """The event writer of the node running now: its run's `Events`, or LangGraph's stream."""
+    """The event writer of the node running now: its run's `Events`, or (on LangGraph's server) its stream."""
     context = get_runtime().context
     return context.emit if isinstance(context, Events) else get_stream_writer()
 
 
-def run_graph(graph: Any, graph_input: Any, config: dict[str, Any], sinks: Sinks, **options: Any) -> Iterator[Any]:
-    """`graph.stream` as ("custom", event) and ("values", state) pairs; with `sinks`, the values only.
+def run_graph(graph: Any, graph_input: Any, config: dict[str, Any], sinks: Sinks, **options: Any) -> Iterator[State]:
+    """`graph.stream` of the states after each step, the nodes handing their events to `sinks`.
 
-    With `sinks` the nodes hand their events to them: LangGraph's "custom" stream would run every
-    node in a worker thread so that the caller's thread could pass each event on as it comes;
-    without it, LangGraph runs each node on the caller's thread.
+    Not LangGraph's "custom" stream: that runs every node in a worker thread so that the caller's
+    thread can pass each event on as it comes (see `agent.core.relay`); here LangGraph runs each
+    node on the caller's thread.
     """
-    if sinks is None:
-        return iter(graph.stream(graph_input, config, stream_mode=["custom", "values"], **options))
-    return iter(graph.stream(graph_input, config, stream_mode=["values"], context=Events(sinks), **options))
+    return iter(graph.stream(graph_input, config, stream_mode="values", context=Events(sinks), **options))
 
 
 def build_graph(

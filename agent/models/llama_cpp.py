@@ -182,7 +182,7 @@ class LlamaCppModel:
         """End every generation asked for so far within a token; later ones run as usual.
 
         Safe to call from a signal handler: it only moves a counter, and the token loop (which may
-        run in a LangGraph worker thread) reads it before each token.
+        run in another thread) reads it before each token.
         """
         self._cancelled = self._issued
 

@@ -128,7 +128,7 @@ class Endpoints:
 
         A transcript only grows, so an episode's request extends its previous one: a server that
         saw a prefix of `prompt` as a whole prompt served this episode and caches it. (Episodes
-        run in LangGraph's worker threads, not one thread each: the prompt is what ties them.)
+        run in a pool's threads, not one thread each: the prompt is what ties them.)
         """
         with self._lock:
             now = time.monotonic()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,18 +301,6 @@ def _rate(count: int, first: float | None, last: float | None) -> float:
     return (count - 1) / (last - first)
 
 
-def in_fresh_thread(work: Callable[[], Any]) -> Any:
-    """`work()` run in a new thread, as LangGraph runs each node of the agent.
-
-    Measured here: llama.cpp (OpenMP build) generates up to ten times slower in the thread that
-    has run it before than in a new one, so baselines run where the agent's generation runs.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(work).result()
-
-
 def binding_efficiency(model: Any, tokens: int, rounds: int) -> tuple[float, list[float], list[float]]:
     """Median ratio of generation tokens/s through `Agent.stream` to a raw llama-cpp-python loop.
 
@@ -344,7 +332,7 @@ def binding_efficiency(model: Any, tokens: int, rounds: int) -> tuple[float, lis
                     break
             return _rate(len(times), times[0], times[-1])
 
-        raw_rate = in_fresh_thread(raw)
+        raw_rate = raw()
         agent_rates.append(agent_rate)
         raw_rates.append(raw_rate)
         ratios.append(agent_rate / raw_rate)
@@ -399,7 +387,7 @@ def grammar_cost(model: Any, free_tokens: int, rounds: int, tools: Sequence[str]
         return _rate(len(plain), plain[0], plain[-1])
 
     counts: list[int] = []
-    ratios = [in_fresh_thread(constrained_step) / in_fresh_thread(free_step) for _ in range(rounds)]
+    ratios = [constrained_step() / free_step() for _ in range(rounds)]
     return statistics.median(ratios)
 
 
