@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,20 +74,41 @@ def noop_tool() -> Any:
 
 
 def zero_cost_model(turns: Sequence[str]) -> Any:
-    """A `ScriptedModel` that skips its prefix comparison: it trusts the prompt to extend its cache.
+    """A `ScriptedModel` whose own work is done before the clock starts.
 
-    The scripted model compares each prompt with its cache in Python, a cost of the stand-in,
-    not of the framework; this one reports the whole cache as reused without looking.
+    The scripted model compares each prompt with its cache and makes each piece as it plays it,
+    costs of the stand-in, not of the framework: this one reports the whole cache as reused
+    without looking, and plays pieces made when it is built.
     """
+    from itertools import islice
+
+    from agent.models.protocol import Piece
     from agent.models.scripted import ScriptedModel
 
     class ZeroCost(ScriptedModel):
+        def __init__(self) -> None:
+            super().__init__(turns)
+            self.played = [[*(Piece(ord(c), c) for c in turn), Piece(0, "", end=True)] for turn in turns]
+            self.rest: Iterator[Piece] | None = None
+
         def generate(self, prompt: Sequence[int], *, max_tokens: int, grammar: str | None = None) -> Generation:
             reused = min(len(self.cache), len(prompt))
             self.cache = prompt if isinstance(prompt, list) else list(prompt)
             return Generation(reused, len(prompt) - reused, self._play(max_tokens))
 
-    return ZeroCost(turns)
+        def _play(self, max_tokens: int) -> Iterator[Piece]:
+            # A generation closed early (a grammar switch) leaves the rest of the turn to the next.
+            if self.rest is None:
+                self.rest = iter(self.played.pop(0))
+            for piece in islice(self.rest, max_tokens):
+                if piece.end:
+                    self.rest = None
+                else:
+                    self.cache.append(piece.token)
+                yield piece
+            self.rest = None  # ended, or cut off by max_tokens: the rest of the turn is dropped
+
+    return ZeroCost()
 
 
 def framework_overhead(steps: int, rounds: int) -> tuple[float, Usage]:
