@@ -125,10 +125,8 @@ class Turn:
                     else:
                         self.finished = True
                     break
-                closed = self.parser.thought_closed
-                kind = self.parser.mode
+                closed, kind = self.parser.thought_closed, self.parser.mode
                 self._append(piece.token, piece.text, kind)
-                since_tool += kind == "think"
                 call_tokens = call_tokens + 1 if kind == "call" else 0
                 opened = False
                 for event in self.parser.feed(piece.text):
@@ -140,17 +138,9 @@ class Turn:
                 if self.repeated or (opened and self.stop_at_call) or (kind != "call" and self._looping()):
                     restart = False
                     break
-                if not closed and self.parser.thought_closed:
-                    self._relabel_closing_tag()
-                if not closed and self.parser.thought_closed and self.thinking_tokens < self.controls.min_thinking:
-                    self._extend_thought()
-                    restart = True
-                elif self._at_thinking_budget():
-                    self._close_thought()
-                    restart = True
-                if self.parser.mode == "think" and not self.hinted and self._wants_hint(since_tool):
-                    self._say("\n\n" + str(self.controls.hint) + "\n")
-                    self.hinted = restart = True
+                if kind == "think" or self.parser.mode == "think":  # only a thought has controls
+                    since_tool += kind == "think"
+                    restart = self._steer_thought(closed, since_tool) or restart
                 if grammar is None and forced_grammar and self.parser.thought_closed:
                     grammar, restart = forced_grammar, True
                 if restart or call_tokens > MAX_CALL_TOKENS or (deadline is not None and time.monotonic() > deadline):
@@ -160,6 +150,22 @@ class Turn:
                 break
         for event in self.parser.close():
             self._take(event)
+
+    def _steer_thought(self, closed: bool, since_tool: int) -> bool:
+        """Apply the thought's controls after a piece; True when the generation must restart."""
+        restart = False
+        if not closed and self.parser.thought_closed:
+            self._relabel_closing_tag()
+            if self.thinking_tokens < self.controls.min_thinking:
+                self._extend_thought()
+                restart = True
+        elif self._at_thinking_budget():
+            self._close_thought()
+            restart = True
+        if self.parser.mode == "think" and not self.hinted and self._wants_hint(since_tool):
+            self._say("\n\n" + str(self.controls.hint) + "\n")
+            self.hinted = restart = True
+        return restart
 
     def _looping(self) -> bool:
         tail = self.text[-LOOP_SPAN:]
