@@ -281,6 +281,20 @@ def test_eval_three_gsm8k_items_end_to_end_and_resume(tmp_path: Path) -> None:
     assert len(out.read_text().splitlines()) == 3
 
 
+@pytest.mark.model
+@pytest.mark.parametrize("seed", ["0", "1"])
+def test_the_embedded_model_answers_held_out_arithmetic(tmp_path: Path, seed: str) -> None:
+    """Issue 13's bar on the first held-out set: 9 of 10 right, every call valid, every episode answered."""
+    held_out = Path(__file__).parent / "fixtures/arithmetic_heldout.jsonl"
+    command = [sys.executable, "-m", "agent.cli", "eval", str(held_out), "--seed", seed, "--offline", "--json"]
+    run = subprocess.run([*command, "-o", str(tmp_path / "results.jsonl")], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["n"] == 10 and summary["errors"] == 0
+    assert summary["answered"] == 1.0 and summary["calls"] >= 10 and summary["call_validity"] == 1.0
+    assert summary["correct"] >= 9, [r.prediction for r in read_results(tmp_path / "results.jsonl") if not r.correct]
+
+
 def test_only_models_that_serve_several_episodes_run_them_in_parallel() -> None:
     from agent.models.scripted import ScriptedModel
     from agent.workloads.evaluation import serves_in_parallel
