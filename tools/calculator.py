@@ -44,10 +44,12 @@ MAX_INPUT_CHARS = 2000
 CALL_MAX_CHARS = 400
 """Longest expression a model may write in a call (the grammar's bound): room for any real
 expression, while a call that rambles on is cut after a few dozen tokens."""
-CALL_PATTERN = r"^[0-9A-Za-z(.+√π-][^{}#;]*$"
-"""An expression in a call starts as math starts (a number, a name, a parenthesis, a sign: never
-empty, never `]`) and holds no braces (a small model that writes `375}}}` thinks it closed the
-call; arithmetic needs none: `1/2`, `sqrt(2)`), comments or statements."""
+CALL_PATTERN = r"^[0-9A-Za-z(+√π-][^{}#;]*$"
+"""An expression in a call starts as math starts (a digit, a name, a parenthesis, a sign: never
+empty, never `]`, never `.`: a small model whose quote was forced wrote `.37 * 89 + 12` for
+`37 * 89 + 12` through a server's grammar, and `0.5` serves for `.5`) and holds no braces (a
+small model that writes `375}}}` thinks it closed the call; arithmetic needs none: `1/2`,
+`sqrt(2)`), comments or statements."""
 
 
 def _launch() -> Launch:
