@@ -95,12 +95,15 @@ def test_an_expression_cannot_hold_braces_or_a_comment() -> None:
     expression_char = rules["call-arguments-expression-char"]
     assert all(f"\\x{ord(c):02X}" in expression_char.split("]")[0] for c in "{}#;")
     assert rules["call-arguments-expression"].startswith('"\\"" [0-9A-Za-z(')  # never empty, never `]...`
+    assert "." not in rules["call-arguments-expression"].split(" ")[1]  # `.37 * 89 + 12`, through a server
     # The template's layout: `"expression": "`, the space drawn with the quote (see the sampler).
     assert rules["call-arguments-expression-kv"] == '"\\"expression\\"" ":" " " call-arguments-expression'
     with pytest.raises(ArgumentError, match="pattern"):
         Registry(default_tools(["calculator"]))["calculator"].invoke({"expression": "125 + 375}}}"})
     with pytest.raises(ArgumentError, match="pattern"):
         Registry(default_tools(["calculator"]))["calculator"].invoke({"expression": ""})
+    with pytest.raises(ArgumentError, match="pattern"):
+        Registry(default_tools(["calculator"]))["calculator"].invoke({"expression": ".37 * 89 + 12"})
 
 
 def test_a_turn_stops_as_soon_as_a_closed_call_repeats_an_earlier_one() -> None:
