@@ -101,6 +101,17 @@ def counts() -> tuple[int, int, int]:
     return len(os.listdir("/proc/self/task")), len(os.listdir("/proc/self/fd")), children
 
 
+def steady(still: float = 0.3, within: float = 3.0) -> tuple[int, int, int]:
+    """The counts once they have held for `still` seconds: a warm-up's last thread may still be ending."""
+    give_up, before = time.monotonic() + within, counts()
+    while time.monotonic() < give_up:
+        time.sleep(still)
+        if (now := counts()) == before:
+            break
+        before = now
+    return before
+
+
 def settled(baseline: tuple[int, int, int], within: float = 3.0) -> tuple[int, int, int]:
     """The counts once they are back at `baseline`, or as they are after `within` seconds."""
     give_up = time.monotonic() + within
@@ -209,7 +220,7 @@ HOSTILE = ["/drip-head?every=0.2", "/drip-body?every=0.2", "/silent", f"/redirec
 def test_twenty_hostile_calls_leave_no_thread_or_socket_behind(hostile: int, tmp_path: Path) -> None:
     reader = local_reader(tmp_path, deadline=0.6, timeout=0.6)
     reader.read_page(f"http://example.test:{hostile}/page")  # warm-up: lazy imports and the like
-    baseline = counts()
+    baseline = steady()
     for number in range(20):
         with contextlib.suppress(ToolError):
             reader.read_page(f"http://example.test:{hostile}{HOSTILE[number % len(HOSTILE)]}")
@@ -224,7 +235,7 @@ def test_tls_pages_are_read_and_hostile_tls_ends_with_the_call(
     reader = local_reader(tmp_path, deadline=0.6, timeout=0.6)
     # Connected to 127.0.0.1, verified as example.test: the name travels, the checked address is used.
     assert reader.read_page(f"https://example.test:{hostile_tls}/page").endswith("\n\nhello from the page")
-    baseline = counts()
+    baseline = steady()
     hostile_urls = [f"https://example.test:{hostile_tls}{path}" for path in ("/drip-head", "/drip-body", "/silent")]
     for url in [*hostile_urls, f"https://example.test:{hostile}/"]:  # the last: a handshake never answered
         with pytest.raises(ToolError, match=r"did not answer within 0\.6 s"):
@@ -240,7 +251,7 @@ def test_searches_through_a_dripping_network_leave_nothing_behind(hostile: int, 
     )
     with pytest.raises(ToolError):
         search.web_search("warm up")  # what a first search sets up once (ddgs's runtime, in-process) is no leak
-    baseline = counts()
+    baseline = steady()
     for query in ("speed of light", "tallest mountain"):
         with pytest.raises(ToolError, match=r"^search unavailable: .*(did not answer|no answer) within"):
             search.web_search(query)
