@@ -227,6 +227,7 @@ def build_graph(
             thinking_left=max(0, min(left)) if left else None,
             earlier=state["tool_calls"],
             stop_at_call=bool(final),
+            quote=state["question"],
         )
         turn.run(
             transcript.tokens,

@@ -31,7 +31,7 @@ from typing import Any
 from agent.core.parse import BadCall, CallOpened, Parsed, ParsedCall, StreamParser
 from agent.core.records import AnswerText, Call, PromptRead, ReasoningText
 from agent.core.settings import Controls
-from agent.models.protocol import Generation, Model
+from agent.models.protocol import QUOTE, Generation, Model
 
 MAX_CALL_TOKENS = 1536
 """A call body longer than this is cut off and reported to the model as unclosed; a safety net
@@ -58,11 +58,13 @@ class Turn:
         thinking_left: int | None = None,
         earlier: Iterable[Call] = (),
         stop_at_call: bool = False,
+        quote: str = "",
     ) -> None:
         self.model, self.parser, self.emit, self.controls = model, parser, emit, controls or Controls()
         self.thinking_left = thinking_left
         self.earlier = [(c.name, c.arguments) for c in earlier]
         self.stop_at_call = stop_at_call
+        self.quote = quote  # what its calls are likely to copy: the question (see `QUOTE`)
         self.repeated = False  # a closed call repeated an earlier one: the turn stops there
         self.tokens: list[int] = []
         self.kinds: list[str] = []  # per token: think, tag (</think>), content, call, or ours (written by us)
@@ -110,7 +112,11 @@ class Turn:
         call_tokens = 0  # tokens inside the current call body
         since_tool = 0  # thinking tokens since the turn began (a tool call ends a turn)
         while self.generated < self.limit:
-            gen = self.model.generate(prompt + self.tokens, max_tokens=self.limit - self.generated, grammar=grammar)
+            quoting = QUOTE.set(self.quote)
+            try:
+                gen = self.model.generate(prompt + self.tokens, max_tokens=self.limit - self.generated, grammar=grammar)
+            finally:
+                QUOTE.reset(quoting)
             if first:  # the step's prompt: the status line says what the wait before its first token is
                 gen.on_prompt = self._prompt_read
             restart = False

@@ -30,7 +30,7 @@ from agent.models.batching import Batcher, sequence_context
 from agent.models.families import family, family_sampling, thinks
 from agent.models.lazy_grammar import LazyGrammarSampler
 from agent.models.prompt_cache import PromptCache, default_prompt_cache_dir
-from agent.models.protocol import ContextSeed, Generation, ModelError, Piece, Sampling, common_prefix
+from agent.models.protocol import QUOTE, ContextSeed, Generation, ModelError, Piece, Sampling, common_prefix
 from agent.models.sources import check_gguf, resolve_model_path
 
 KV_CACHE_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
@@ -200,21 +200,22 @@ class LlamaCppModel:
         prompt = list(prompt)
         max_tokens = min(max_tokens, self.context_size - len(prompt))
         generation = Generation(0, 0, iter(()))
+        quote = QUOTE.get()  # here, in the caller's context: the pieces are drawn wherever it iterates
         self._issued = ticket = next(self._tickets)
         if self._batcher is not None:
             sampler = LazyGrammarSampler(
-                self.llm, self.sampling, grammar, self._seeds.get()
+                self.llm, self.sampling, grammar, self._seeds.get(), quote
             )  # a bad grammar raises here
             generation.pieces = self._batcher.stream(prompt, max_tokens, sampler, ticket, weakref.proxy(generation))
             return generation
         # A weak reference: with a strong one, generation and generator form a cycle, and a caller
         # that breaks out of `for piece in model.generate(...)` without close() leaves the
         # generator suspended inside the lock until the cyclic GC runs: the next call deadlocks.
-        generation.pieces = self._pieces(prompt, max_tokens, grammar, weakref.proxy(generation), ticket)
+        generation.pieces = self._pieces(prompt, max_tokens, grammar, quote, weakref.proxy(generation), ticket)
         return generation
 
     def _pieces(
-        self, prompt: list[int], max_tokens: int, grammar: str | None, report: Generation, ticket: int
+        self, prompt: list[int], max_tokens: int, grammar: str | None, quote: str, report: Generation, ticket: int
     ) -> Iterator[Piece]:
         from llama_cpp import llama_vocab_is_eog
 
@@ -234,7 +235,9 @@ class LlamaCppModel:
             llm = self.llm
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             vocab = llm._model.vocab
-            with contextlib.closing(LazyGrammarSampler(llm, self.sampling, grammar, self._seeds.get())) as sampler:
+            with contextlib.closing(
+                LazyGrammarSampler(llm, self.sampling, grammar, self._seeds.get(), quote)
+            ) as sampler:
                 if reused == 0:
                     llm.reset()
                 llm.n_tokens = reused

@@ -5,6 +5,7 @@ GBNF grammar; its `Generation` reports how much of the prompt it reused from its
 much it had to evaluate. `Sampling` says how tokens are drawn. A model may also have `cancel()`,
 which ends its generations under way within a token (Ctrl-C calls it from a signal handler), and
 `preamble(tokens)`, told the prompt prefix every episode opens with, which it may keep warm.
+`QUOTE` holds the text the calls being generated are likely to copy.
 
 This module holds no implementation (see `agent.models.llama_cpp`, `agent.models.openai`,
 `agent.models.scripted`) and knows nothing of chat formats, tools or the agent loop.
@@ -42,6 +43,13 @@ REASONING_SAMPLING = Sampling()
 """QwQ-32B's recommended sampling, the default for reasoning models."""
 INSTRUCT_SAMPLING = Sampling(temperature=0.2, top_p=0.9, top_k=40, min_p=0.05)
 """A cooler default for small instruct models, which drift at QwQ's temperature."""
+
+
+QUOTE: contextvars.ContextVar[str] = contextvars.ContextVar("quote", default="")
+"""What the calls being generated are likely to copy (the episode's question), set while the agent
+calls `generate`. A model that draws its own tokens may favour copying it inside a call (see
+`agent.models.copying`); any other model ignores it. A context variable rather than an argument
+of `generate`, so that models written for the protocol before it keep working."""
 
 
 def default_sampling(thinking: bool) -> Sampling:
