@@ -9,6 +9,11 @@ arithmetic after the longest stretch of it the string ends with. A model that co
 of its own (an intermediate value, a word problem's expression) writes what matches nothing and
 gets no bias; one that copies is held to the copy.
 
+It is also held to the tokenizer's split. A token that copies only the start of the favoured one
+(`)` where the question goes on `))`) loses `BIAS`: after such a split the small model loses its
+place (measured: after `(23 + 4` it took `)` over `))`, 36.29 to 36.21, and then wrote ` /` at 30.6
+against a second `)` under 27).
+
 This module names tokens; it does not sample, know JSON's grammar or read the logits
 (`agent.models.lazy_grammar` applies it, inside grammar-constrained strings only).
 """
@@ -38,21 +43,24 @@ class CopyBias:
         self.spans = [m.group() for m in ARITHMETIC.finditer(source)]
         self._longest = max(map(len, self.spans), default=0)
         self._tokenize = tokenize
-        self._first: dict[str, int | None] = {}
+        self._starts: dict[str, tuple[int | None, list[int]]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.spans)
 
-    def tokens(self, written: str | None) -> list[int]:
-        """Tokens to favour next: `written` is the string's content so far, or None where a string
-        (with the space and quote JSON writes before it) may open."""
+    def tokens(self, written: str | None) -> tuple[list[int], list[int]]:
+        """Tokens to favour next, and tokens that would split one of them: `written` is the string's
+        content so far, or None where a string (with the space and quote JSON writes before it)
+        may open."""
         if written is None:
             continuations = [f' "{span}' for span in self.spans]
         elif not written:
             continuations = self.spans
         else:
             continuations = self._after(written)
-        return sorted({t for c in continuations if c and (t := self._first_token(c[:_AHEAD])) is not None})
+        starts = [self._start(c[:_AHEAD]) for c in continuations if c]
+        favoured = {t for t, _ in starts if t is not None}
+        return sorted(favoured), sorted({t for _, split in starts for t in split} - favoured)
 
     def _after(self, written: str) -> list[str]:
         """What follows, in the spans, the longest end of `written` they contain (every place it occurs)."""
@@ -63,11 +71,18 @@ class CopyBias:
                 return found
         return []
 
-    def _first_token(self, text: str) -> int | None:
-        if text not in self._first:
-            tokens = self._tokenize(text)
-            self._first[text] = tokens[0] if tokens else None
-        return self._first[text]
+    def _start(self, text: str) -> tuple[int | None, list[int]]:
+        """The first token of `text`, and the shorter tokens that each spell a beginning of it."""
+        if text not in self._starts:
+            first, shorter = next(iter(self._tokenize(text)), None), []
+            for end in range(1, len(text)):
+                tokens = self._tokenize(text[:end])
+                if tokens[0] == first:
+                    break
+                if len(tokens) == 1:
+                    shorter.append(tokens[0])
+            self._starts[text] = first, shorter
+        return self._starts[text]
 
 
 def _occurrences(text: str, part: str) -> list[int]:

@@ -45,7 +45,8 @@ class LazyGrammarSampler:
     done (held-out arithmetic on the embedded model: 33 of 40 answers right before, 38 after).
 
     With a `quote` (the question), tokens that go on copying its arithmetic gain `copying.BIAS`
-    in the free logits, inside a string and where one opens (`agent.models.copying`).
+    in the free logits, and tokens that would split such a token lose it, inside a string and
+    where one opens (`agent.models.copying`).
     """
 
     NARROW_CANDIDATES = 512
@@ -125,9 +126,12 @@ class LazyGrammarSampler:
     def _favour_copying(self, index: int) -> None:
         import numpy as np
 
-        if favoured := self._copying.tokens(self._written):
+        favoured, split = self._copying.tokens(self._written)
+        if favoured:
             logits = self._c.llama_get_logits_ith(self.llm._ctx.ctx, index)  # the chain reads them next
-            np.ctypeslib.as_array(logits, shape=(self.llm.n_vocab(),))[favoured] += BIAS
+            free = np.ctypeslib.as_array(logits, shape=(self.llm.n_vocab(),))
+            free[favoured] += BIAS
+            free[split] -= BIAS
 
     def _banned(self) -> Sequence[int]:
         """Tokens refused here wherever the grammar allows another (see the class docstring)."""
