@@ -6,6 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
+import numpy as np
 import pytest
 
 from agent.core.grammar import tool_call_grammar
@@ -64,10 +65,32 @@ def test_concurrent_generations_share_batches_and_each_is_its_own(batched: Llama
     assert len({tuple(t) for t in together}) == 4
 
 
+NEAR_TIE = 0.5
+"""Logits apart that rounding may reorder: a batch's matrix shapes differ from one sequence's, and
+on an AVX2 EPYC "What is the capital of France?" opens with 15319 at 24.068 against 504 at 23.934."""
+
+
 def test_greedy_output_is_the_output_of_the_model_alone(batched: LlamaCppModel, alone: LlamaCppModel) -> None:
     prompts = [prompt(batched, q) for q in QUESTIONS]
     together = concurrently(batched, prompts, 32)
-    assert together == [tokens(alone, p, 32) for p in prompts]
+    for p, mine in zip(prompts, together, strict=True):
+        theirs = tokens(alone, p, 32)
+        if mine != theirs:  # only where the model alone is near a tie (a mixed-up sequence is not)
+            at = next(i for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a != b)
+            logits = last_logits(alone, p + theirs[:at])
+            assert logits[theirs[at]] - logits[mine[at]] < NEAR_TIE, (at, mine, theirs)
+
+
+def last_logits(model: LlamaCppModel, tokens: list[int]) -> np.ndarray:
+    """The model's logits after `tokens`, read from llama.cpp directly (its cache forgotten around it)."""
+    import llama_cpp
+
+    llm = model.llm
+    model.forget()
+    llm.eval(tokens)
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(llm.n_vocab(),)).copy()
+    model.forget()
+    return logits
 
 
 def test_a_prompt_that_opens_as_another_sequence_copies_it(batched: LlamaCppModel) -> None:
